@@ -1,0 +1,52 @@
+"""What a handler knows about the request besides its body."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from flotilla.common import errdefs, headers
+
+__all__ = ["Context"]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Per-request facts read from the NATS headers.
+
+    Attributes:
+        headers: the raw request headers.
+        deadline: ``time.monotonic()`` by which the caller stops waiting, or None.
+    """
+
+    headers: dict[str, str] = field(default_factory=dict)
+    deadline: float | None = None
+
+    @classmethod
+    def from_headers(cls, hdrs: dict[str, str] | None) -> Context:
+        """Build the context of one request; a malformed timeout is InvalidArgument."""
+        hdrs = hdrs or {}
+        deadline = None
+        if raw := hdrs.get(headers.TIMEOUT_MS):
+            try:
+                deadline = time.monotonic() + int(raw) / 1000
+            except ValueError as err:
+                raise errdefs.InvalidArgument(f"malformed {headers.TIMEOUT_MS}: {raw!r}") from err
+        return cls(headers=hdrs, deadline=deadline)
+
+    @property
+    def namespace(self) -> str:
+        """The namespace of the request; a request without one is InvalidArgument."""
+        value = self.headers.get(headers.NAMESPACE, "")
+        if not value:
+            raise errdefs.InvalidArgument("namespace is required")
+        return value
+
+    @property
+    def namespace_or_none(self) -> str | None:
+        """The namespace if the request named one."""
+        return self.headers.get(headers.NAMESPACE) or None
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (may be negative), or None without one."""
+        return None if self.deadline is None else self.deadline - time.monotonic()

@@ -1,0 +1,1 @@
+"""Structured logs, OpenTelemetry traces across NATS hops, Prometheus metrics."""
