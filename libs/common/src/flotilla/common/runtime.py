@@ -23,7 +23,7 @@ from flotilla.common.bus import Bus, ServiceHost, connect
 from flotilla.common.telemetry.logs import configure_logging
 from flotilla.common.telemetry.tracing import configure_tracing
 
-__all__ = ["Builder", "embedded_url", "main", "nats_urls", "serve"]
+__all__ = ["Builder", "bare_builder", "embedded_url", "main", "nats_urls", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _stop_on_signals() -> asyncio.Event:
 def _trace_output(config: config_mod.Config, stack: contextlib.ExitStack) -> IO[str] | None:
     if not config.telemetry.trace_file:
         return None
-    return stack.enter_context(open(config.telemetry.trace_file, "a", buffering=1))  # noqa: SIM115
+    return stack.enter_context(open(config.telemetry.trace_file, "a", buffering=1))
 
 
 def main(service: str, build: Builder) -> None:
@@ -97,3 +97,13 @@ def main(service: str, build: Builder) -> None:
         except errdefs.ErrdefsError as err:
             log.error("failed", extra={"error": str(err), "class": type(err).__name__})
             raise SystemExit(1) from err
+
+
+def bare_builder(service: str, description: str) -> Builder:
+    """A builder for a service whose endpoints have not landed yet: discovery and metrics only."""
+    from flotilla.common import __version__
+
+    async def build(config: config_mod.Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
+        return ServiceHost(bus, service, __version__, description)
+
+    return build

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 10.0
 READY = "Flotilla-Ready"
@@ -39,9 +40,10 @@ class Bus:
         node: this process's node id, used to address node-local methods by default.
     """
 
-    def __init__(self, nc: Client, node: str) -> None:
+    def __init__(self, nc: Client, node: str, closing: asyncio.Event | None = None) -> None:
         self.nc = nc
         self.node = node
+        self._closing = closing or asyncio.Event()
 
     def _headers(self, namespace: str | None, timeout: float | None) -> dict[str, str]:
         hdrs: dict[str, str] = {}
@@ -144,6 +146,7 @@ class Bus:
 
     async def close(self) -> None:
         """Drain the connection: finish in-flight publishes and subscriptions, then close."""
+        self._closing.set()
         if not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
@@ -197,7 +200,7 @@ class _Upload:
         await stream.send_eos(self.nc, data_subject, seq)
         return await self._wait(self.final)
 
-    async def _wait(self, future: asyncio.Future[Any]) -> Any:
+    async def _wait(self, future: asyncio.Future[T]) -> T:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.credit.idle_timeout)
         except TimeoutError:
@@ -223,30 +226,37 @@ async def connect(
     credentials: str | None = None,
     connect_timeout: float = 30.0,
 ) -> Bus:
-    """Connect to NATS, retrying with exponential backoff until ``connect_timeout``.
+    """Connect to NATS, retrying (nats-py backs off with jitter) until ``connect_timeout``.
 
-    Once connected, nats-py reconnects forever (with jitter) and buffers publishes meanwhile.
+    Once connected, nats-py reconnects forever and buffers publishes meanwhile.
     """
-    delay, loop = 0.05, asyncio.get_running_loop()
-    give_up = loop.time() + connect_timeout
-    while True:
-        try:
-            nc = await nats.connect(**_options(servers, name, credentials))
-            return Bus(nc, node)
-        except (OSError, nats.errors.NoServersError, TimeoutError) as err:
-            if loop.time() + delay > give_up:
-                raise errdefs.Unavailable(f"cannot reach NATS at {', '.join(servers)}") from err
-            log.info("nats not reachable yet, retrying", extra={"retry_in": delay})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    closing = asyncio.Event()
+    connected = asyncio.Event()
+    try:
+        async with asyncio.timeout(connect_timeout):
+            nc = await nats.connect(**_options(servers, name, credentials, closing, connected))
+    except (TimeoutError, OSError, nats.errors.NoServersError) as err:
+        closing.set()
+        raise errdefs.Unavailable(f"cannot reach NATS at {', '.join(servers)}") from err
+    connected.set()
+    return Bus(nc, node, closing)
 
 
-def _options(servers: Sequence[str], name: str, credentials: str | None) -> dict[str, Any]:
+def _options(
+    servers: Sequence[str],
+    name: str,
+    credentials: str | None,
+    closing: asyncio.Event,
+    connected: asyncio.Event,
+) -> dict[str, Any]:
     async def on_error(err: Exception) -> None:
-        log.warning("nats error", extra={"error": str(err) or type(err).__name__})
+        # Before the first connection, failures are the connect loop's to report.
+        if connected.is_set() and not closing.is_set():
+            log.warning("nats error", extra={"error": str(err) or type(err).__name__})
 
     async def on_disconnect() -> None:
-        log.warning("nats disconnected")
+        if not closing.is_set():
+            log.warning("nats disconnected")
 
     async def on_reconnect() -> None:
         log.info("nats reconnected")

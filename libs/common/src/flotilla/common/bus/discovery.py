@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -76,7 +77,7 @@ class Discovery:
         self.name = SERVICE_PREFIX + service
         self.version = version
         self.description = description
-        self.metadata = {"node": bus.node, "service": service}
+        self.metadata = {"node": bus.node, "service": service, "pid": str(os.getpid())}
         self.started = datetime.now(UTC).replace(tzinfo=None)
         self._endpoints: list[EndpointStat] = []
         self._subscriptions: list[Subscription] = []
@@ -110,7 +111,9 @@ class Discovery:
         await self._respond(msg, ping.to_dict())
 
     async def _info(self, msg: Msg) -> None:
-        endpoints = [EndpointInfo(name=e.name, subject=e.subject, queue_group="q") for e in self._endpoints]
+        endpoints = [
+            EndpointInfo(name=e.name, subject=e.subject, queue_group="q") for e in self._endpoints
+        ]
         info = ServiceInfo(
             id=self.id,
             name=self.name,

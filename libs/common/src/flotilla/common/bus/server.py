@@ -116,6 +116,8 @@ class ServiceHost:
                     await endpoint.subscription.unsubscribe()
                 endpoint.subscription = None
         await self.discovery.stop()
+        with contextlib.suppress(Exception):
+            await self.bus.nc.flush(timeout=2)  # the server knows we left before we return
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in pending:
@@ -220,12 +222,16 @@ class ServiceHost:
 
         sub = await nc.subscribe(inbox, cb=on_data)
         try:
-            response = await endpoint.handler(request, ctx, _ready_then(receiver, nc, caller, inbox))
+            response = await endpoint.handler(
+                request, ctx, _ready_then(receiver, nc, caller, inbox)
+            )
             await nc.publish(caller, encode(response), headers={FINAL: "1"})
         finally:
             await sub.unsubscribe()
 
-    async def _reply_error(self, msg: Msg, endpoint: _Endpoint, error: errdefs.ErrdefsError) -> None:
+    async def _reply_error(
+        self, msg: Msg, endpoint: _Endpoint, error: errdefs.ErrdefsError
+    ) -> None:
         if not msg.reply or self.bus.nc.is_closed:
             return
         hdrs = headers.error_headers(error)

@@ -14,7 +14,8 @@ Opening a stream (who owns which subject) is the job of the client and server mo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Final
 
 from nats.aio.client import Client
@@ -115,14 +116,27 @@ async def send_all(
     """
     limit = chunk_size(nc)
     seq = 0
-    async for chunk in chunks:
-        view = memoryview(chunk)
-        for start in range(0, len(view), limit):
-            seq += 1
-            await credit.wait_for_room(seq)
-            piece = view[start : start + limit].tobytes() if len(view) > limit else chunk
-            await nc.publish(data_subject, piece, reply=reply, headers={SEQ: str(seq)})
+    async with contextlib.aclosing(_closable(chunks)) as closing:
+        async for chunk in closing:
+            view = memoryview(chunk)
+            for start in range(0, len(view), limit):
+                seq += 1
+                await credit.wait_for_room(seq)
+                piece = view[start : start + limit].tobytes() if len(view) > limit else chunk
+                await nc.publish(data_subject, piece, reply=reply, headers={SEQ: str(seq)})
     return seq
+
+
+async def _closable(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    # Closing this generator closes ``chunks`` too (when it can be), so a producer's ``finally``
+    # runs as soon as the stream stops, not whenever the garbage collector gets to it.
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def send_eos(
@@ -199,7 +213,9 @@ class Receiver:
 
     def _check_complete(self, last_seq: int) -> None:
         if last_seq != self._next_seq - 1:
-            raise errdefs.DataLoss(f"stream ended after {last_seq} chunks, got {self._next_seq - 1}")
+            raise errdefs.DataLoss(
+                f"stream ended after {last_seq} chunks, got {self._next_seq - 1}"
+            )
 
     async def _ack(self, seq: int) -> None:
         if self.ack_subject:
@@ -210,4 +226,3 @@ class Receiver:
         if not self.finished and self.ack_subject and not self._nc.is_closed:
             self.finished = True
             await self._nc.publish(self.ack_subject, b"", headers={CANCEL: reason})
-

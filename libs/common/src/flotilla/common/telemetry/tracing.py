@@ -45,11 +45,15 @@ def configure_tracing(service: str, node: str, exporter: str, out: IO[str] | Non
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service, "host.name": node}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service, "host.name": node})
+    )
     if exporter == "console":
         provider.add_span_processor(
             SimpleSpanProcessor(
-                ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
+                ConsoleSpanExporter(
+                    out=out, formatter=lambda span: span.to_json(indent=None) + "\n"
+                )
             )
         )
     trace.set_tracer_provider(provider)

@@ -1,0 +1,77 @@
+"""``flotilla``: ``up`` runs one node's stack; ``status`` and ``metrics`` read it over the bus."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from flotilla.cli.metrics_http import collect_metrics
+from flotilla.cli.status import format_status, status_rows
+from flotilla.cli.supervisor import SERVICES, Supervisor
+from flotilla.common import config as config_mod
+from flotilla.common import errdefs, runtime
+from flotilla.common.bus import Bus, connect
+from flotilla.common.telemetry.logs import configure_logging
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flotilla", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML config file (default: $FLOTILLA_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="run the whole stack on this node in the foreground")
+    commands.add_parser("status", help="list the services on the bus and their health")
+    commands.add_parser("metrics", help="print this node's metrics in Prometheus text format")
+    return parser
+
+
+async def _bus(config: config_mod.Config) -> Bus:
+    urls = runtime.nats_urls(config)
+    return await connect(urls, node=config.node, name="flotilla-cli", connect_timeout=3)
+
+
+async def _up(config: config_mod.Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await Supervisor(config, say=lambda line: print(line, flush=True)).run(stop)
+
+
+async def _status(config: config_mod.Config) -> None:
+    bus = await _bus(config)
+    try:
+        print(format_status(await status_rows(bus, SERVICES)))
+    finally:
+        await bus.close()
+
+
+async def _metrics(config: config_mod.Config) -> None:
+    bus = await _bus(config)
+    try:
+        print(await collect_metrics(bus), end="")
+    finally:
+        await bus.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the ``flotilla`` command; errors print as ``flotilla: <Class>: <message>``, exit 1."""
+    import uvloop
+
+    args = _parser().parse_args(argv)
+    commands = {"up": _up, "status": _status, "metrics": _metrics}
+    try:
+        config = config_mod.load(args.config)
+        configure_logging("flotilla-cli", config.node, config.log_level)
+        uvloop.run(commands[args.command](config))
+    except errdefs.ErrdefsError as err:
+        print(f"flotilla: {type(err).__name__}: {err}", file=sys.stderr)
+        raise SystemExit(1) from err
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Flotilla's images service: image metadata, pull, push, import and export."""

@@ -1,0 +1,1 @@
+"""Flotilla's tasks service: node-local task service: runs containers with runc."""
