@@ -19,7 +19,15 @@ import msgspec
 
 from flotilla.common import errdefs
 
-__all__ = ["DEFAULT_PATH", "Config", "MetricsConfig", "NatsConfig", "TelemetryConfig", "load"]
+__all__ = [
+    "DEFAULT_PATH",
+    "Config",
+    "ContentConfig",
+    "MetricsConfig",
+    "NatsConfig",
+    "TelemetryConfig",
+    "load",
+]
 
 DEFAULT_PATH: Final = Path("/etc/flotilla/config.toml")
 _ENV_PREFIX: Final = "FLOTILLA_"
@@ -54,6 +62,17 @@ class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     listen: str = "127.0.0.1:9464"
 
 
+class ContentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The content service.
+
+    Attributes:
+        session_lease: seconds an idle writer or reader session is kept before it is closed
+            (its ingest kept, its ref unlocked), so a vanished caller never holds a ref.
+    """
+
+    session_lease: float = 30.0
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A node's configuration.
 
@@ -71,6 +90,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     nats: NatsConfig = NatsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     metrics: MetricsConfig = MetricsConfig()
+    content: ContentConfig = ContentConfig()
 
     @property
     def node(self) -> str:
@@ -126,6 +146,7 @@ _FIELDS: Final[dict[str, dict[str, str]]] = {
     "nats": {"urls": "list", "credentials": "", "port": "", "connect_timeout": ""},
     "telemetry": {"traces": "", "trace_file": ""},
     "metrics": {"listen": ""},
+    "content": {"session_lease": ""},
 }
 
 

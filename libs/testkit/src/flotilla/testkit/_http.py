@@ -23,10 +23,12 @@ class Response:
     body: bytes
 
 
-def _request_sync(method: str, url: str, headers: Mapping[str, str], timeout: float) -> Response:
+def _request_sync(
+    method: str, url: str, headers: Mapping[str, str], socket_timeout: float
+) -> Response:
     req = urllib.request.Request(url, method=method, headers=dict(headers))
     try:
-        with _OPENER.open(req, timeout=timeout) as resp:
+        with _OPENER.open(req, timeout=socket_timeout) as resp:
             return Response(resp.status, _lower(resp.headers.items()), resp.read())
     except urllib.error.HTTPError as error:
         return Response(error.code, _lower(error.headers.items()), error.read())
@@ -37,7 +39,11 @@ def _lower(items: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 async def request(
-    method: str, url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 10.0
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    socket_timeout: float = 10.0,
 ) -> Response:
     """Send one request; 4xx and 5xx come back as responses, transport errors raise OSError."""
-    return await asyncio.to_thread(_request_sync, method, url, headers or {}, timeout)
+    return await asyncio.to_thread(_request_sync, method, url, headers or {}, socket_timeout)

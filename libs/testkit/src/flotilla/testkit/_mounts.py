@@ -12,7 +12,7 @@ _OCTAL = re.compile(r"\\([0-7]{3})")
 
 
 def _unescape(field: str) -> str:
-    """Mountinfo escapes space, tab, newline and backslash as ``\\ooo``."""
+    r"""Mountinfo escapes space, tab, newline and backslash as ``\ooo``."""
     return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
 
 

@@ -8,16 +8,18 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 __all__ = [
     "CommandError",
     "free_port",
-    "kill_processes_mentioning",
+    "kill",
+    "processes",
     "run",
     "start_daemon",
     "stop_process",
+    "wait_gone",
     "wait_until",
 ]
 
@@ -34,19 +36,19 @@ class CommandError(RuntimeError):
         super().__init__(f"{' '.join(argv)} exited with {returncode}: {stderr.strip()}")
 
 
-async def run(*argv: str, timeout: float | None = None) -> str:
+async def run(*argv: str) -> str:
     """Run ``argv`` to completion and return its stdout.
+
+    Bound it with ``asyncio.timeout()``: on cancellation the child is killed.
 
     Raises:
         CommandError: the command exited with a non-zero status.
-        TimeoutError: it ran longer than ``timeout`` seconds (it is killed first).
     """
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
+        out, err = await proc.communicate()
     except BaseException:
         # Timeout, cancellation or Ctrl-C: never leave the child behind.
         await _kill_and_reap(proc)
@@ -101,24 +103,18 @@ def _kill(proc: Process) -> None:
 async def wait_until(
     check: Callable[[], Awaitable[bool]],
     *,
-    timeout: float,
     what: str,
     proc: Process | None = None,
     interval: float = 0.05,
 ) -> None:
-    """Poll ``check`` until it returns True.
+    """Poll ``check`` until it returns True; bound it with ``asyncio.timeout()``.
 
     Raises:
         RuntimeError: ``proc`` exited before ``check`` passed.
-        TimeoutError: ``check`` did not pass within ``timeout`` seconds.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     while not await check():
         if proc is not None and proc.returncode is not None:
             raise RuntimeError(f"{what}: process exited with {proc.returncode}")
-        if loop.time() > deadline:
-            raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
         await asyncio.sleep(interval)
 
 
@@ -130,22 +126,38 @@ def free_port() -> int:
         return port
 
 
-def kill_processes_mentioning(needle: str) -> list[int]:
-    """SIGKILL every process whose command line contains ``needle``; returns their pids.
-
-    Used for processes a daemon leaves detached on purpose, e.g. containerd's shims.
-    """
-    killed: list[int] = []
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """``(pid, argv)`` of every process we can see, except this one."""
     own = os.getpid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == own:
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:  # it exited meanwhile, or is not ours to read
             continue
-        if needle in cmdline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-    return killed
+        yield int(entry.name), raw.decode(errors="replace").split("\0")[:-1]
+
+
+def kill(pid: int) -> None:
+    """SIGKILL ``pid`` if it still exists."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def wait_gone(pids: list[int]) -> None:
+    """Wait until none of ``pids`` runs (zombies count as gone); bound it with a timeout."""
+
+    async def gone() -> bool:
+        return not any(_running(pid) for pid in pids)
+
+    await wait_until(gone, what="exit", interval=0.02)

@@ -8,6 +8,8 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import shutil
 import tempfile
@@ -21,10 +23,12 @@ from flotilla.testkit._mounts import unmount_under
 from flotilla.testkit._proc import (
     CommandError,
     Process,
-    kill_processes_mentioning,
+    kill,
+    processes,
     run,
     start_daemon,
     stop_process,
+    wait_gone,
     wait_until,
 )
 
@@ -41,6 +45,7 @@ _DISABLED_PLUGINS = (
     "io.containerd.internal.v1.tracing",
 )
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes; leave room for containerd's ".ttrpc"
+_TASK_CLEANUP_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -62,20 +67,20 @@ class Containerd:
 
     @property
     def root(self) -> Path:
-        """containerd's persistent root (content, snapshots, metadata)."""
+        """Containerd's persistent root (content, snapshots, metadata)."""
         return self.directory / "root"
 
     @property
     def state(self) -> Path:
-        """containerd's runtime state directory."""
+        """Containerd's runtime state directory."""
         return self.directory / "state"
 
     @property
     def log_path(self) -> Path:
-        """containerd's stdout and stderr."""
+        """Containerd's stdout and stderr."""
         return self.directory / "containerd.log"
 
-    async def ctr(self, *args: str, namespace: str | None = None, timeout: float = 300.0) -> str:
+    async def ctr(self, *args: str, namespace: str | None = None) -> str:
         """Run ``ctr --address <sock> [--namespace ns] args...`` and return its stdout.
 
         Raises:
@@ -84,7 +89,7 @@ class Containerd:
         argv = ["ctr", "--address", str(self.address)]
         if namespace is not None:
             argv += ["--namespace", namespace]
-        return await run(*argv, *args, timeout=timeout)
+        return await run(*argv, *args)
 
     def log_tail(self, lines: int = 30) -> str:
         """The last ``lines`` lines of containerd's log, for error messages."""
@@ -131,7 +136,8 @@ def containerd_config(directory: Path) -> str:
 
 async def _answers(ctd: Containerd) -> bool:
     try:
-        await ctd.ctr("version", timeout=5.0)
+        async with asyncio.timeout(5.0):
+            await ctd.ctr("version")
     except (CommandError, TimeoutError):
         return False
     return True
@@ -157,29 +163,59 @@ async def private_containerd(
             raise ValueError(f"socket path under {directory} is too long for a unix socket")
         (directory / "config.toml").write_text(containerd_config(directory))
         argv = [binary, "--config", str(directory / "config.toml")]
-        proc = await start_daemon(argv, directory / "containerd.log")
+        ctd = Containerd(directory, await start_daemon(argv, directory / "containerd.log"))
         try:
-            yield await _until_ready(Containerd(directory, proc), ready_timeout)
+            yield await _until_ready(ctd, ready_timeout)
         finally:
-            await _stop(Containerd(directory, proc))
+            await _stop(ctd)
     finally:
         unmount_under(directory)
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _until_ready(ctd: Containerd, timeout: float) -> Containerd:
+async def _until_ready(ctd: Containerd, ready_timeout: float) -> Containerd:
     try:
-        await wait_until(
-            partial(_answers, ctd), timeout=timeout, what="containerd", proc=ctd.process
-        )
-    except (RuntimeError, TimeoutError) as error:
+        async with asyncio.timeout(ready_timeout):
+            await wait_until(partial(_answers, ctd), what="containerd", proc=ctd.process)
+    except TimeoutError as error:
+        raise RuntimeError(
+            f"containerd: no answer after {ready_timeout}s\n{ctd.log_tail()}"
+        ) from error
+    except RuntimeError as error:
         raise RuntimeError(f"{error}\n{ctd.log_tail()}") from error
     return ctd
 
 
 async def _stop(ctd: Containerd) -> None:
     try:
+        await _remove_tasks(ctd)
         await stop_process(ctd.process)
     finally:
-        # Shims outlive containerd by design; they name our socket on their command line.
-        kill_processes_mentioning(str(ctd.address))
+        await _kill_shims(ctd.address)
+
+
+async def _remove_tasks(ctd: Containerd) -> None:
+    """Force-delete every task, so that no container outlives this containerd (best effort)."""
+    if ctd.process.returncode is not None:
+        return
+    try:
+        async with asyncio.timeout(_TASK_CLEANUP_SECONDS):
+            for namespace in (await ctd.ctr("namespaces", "ls", "--quiet")).split():
+                for task in (await ctd.ctr("tasks", "ls", "--quiet", namespace=namespace)).split():
+                    await ctd.ctr("tasks", "rm", "--force", task, namespace=namespace)
+    except (CommandError, TimeoutError):
+        pass
+
+
+async def _kill_shims(address: Path) -> None:
+    """Shims outlive containerd by design; ours are the ones given our socket."""
+    shims = [pid for pid, argv in processes() if _is_shim_of(argv, address)]
+    for pid in shims:
+        kill(pid)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5.0):
+            await wait_gone(shims)
+
+
+def _is_shim_of(argv: list[str], address: Path) -> bool:
+    return bool(argv) and Path(argv[0]).name.startswith("containerd-shim") and str(address) in argv

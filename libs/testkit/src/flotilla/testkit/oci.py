@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -73,7 +73,7 @@ class Platform:
 
 def host_platform() -> Platform:
     """The platform of this machine (x86_64 -> amd64, aarch64 -> arm64)."""
-    machine = platform.machine()
+    machine = os.uname().machine
     return Platform("linux", _ARCH.get(machine, machine))
 
 
@@ -112,6 +112,14 @@ class Descriptor:
         )
 
     @classmethod
-    def of(cls, media_type: str, data: bytes, **extra: Any) -> Descriptor:
+    def of(
+        cls,
+        media_type: str,
+        data: bytes,
+        *,
+        platform: Platform | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> Descriptor:
         """The descriptor of ``data``."""
-        return cls(media_type, sha256_digest(data), len(data), **extra)
+        digest = sha256_digest(data)
+        return cls(media_type, digest, len(data), platform, dict(annotations or {}))

@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -64,7 +65,7 @@ class LocalRegistry:
     async def is_ready(self) -> bool:
         """Whether ``GET /v2/`` answers 200."""
         try:
-            resp = await _http.request("GET", f"{self.url}/v2/", timeout=2.0)
+            resp = await _http.request("GET", f"{self.url}/v2/", socket_timeout=2.0)
         except OSError:
             return False
         return resp.status == 200
@@ -116,25 +117,26 @@ async def local_registry(
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _start(directory: Path, binary: str, timeout: float) -> LocalRegistry:
+async def _start(directory: Path, binary: str, ready_timeout: float) -> LocalRegistry:
     last: RuntimeError | None = None
     for _ in range(_START_ATTEMPTS):
         try:
-            return await _start_once(directory, binary, timeout)
+            return await _start_once(directory, binary, ready_timeout)
         except RuntimeError as error:  # it exited early: most likely the port was taken
             last = error
     log = (directory / "registry.log").read_text(errors="replace")[-2000:]
     raise RuntimeError(f"registry did not start: {last}\n{log}")
 
 
-async def _start_once(directory: Path, binary: str, timeout: float) -> LocalRegistry:
+async def _start_once(directory: Path, binary: str, ready_timeout: float) -> LocalRegistry:
     port = free_port()
     config = directory / "config.yml"
     config.write_text(registry_config(directory / "storage", port))
     proc = await start_daemon([binary, "serve", str(config)], directory / "registry.log")
     registry = LocalRegistry(directory, port, proc)
     try:
-        await wait_until(registry.is_ready, timeout=timeout, what="registry", proc=proc)
+        async with asyncio.timeout(ready_timeout):
+            await wait_until(registry.is_ready, what="registry", proc=proc)
     except BaseException:
         await stop_process(proc)
         raise

@@ -1,8 +1,45 @@
-"""Composition root of the content service (``python -m flotilla.content``)."""
+"""Composition root of the content service (``python -m flotilla.content``).
 
-from flotilla.common import runtime
+Adapters (the JetStream event publisher), then the core (the node's LocalStore under
+``<root>/content``), then the endpoints. Everything with a lifetime goes on ``stack``.
+"""
 
-build = runtime.bare_builder("content", "content-addressed blob store")
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+from flotilla.common import __version__, runtime
+from flotilla.common.bus import Bus, ServiceHost
+from flotilla.common.bus.sessions import Sessions
+from flotilla.common.bus.stream import chunk_size
+from flotilla.common.config import Config
+from flotilla.common.events.jetstream import JetStreamPublisher, ensure_events_stream
+from flotilla.content.local import LocalStore
+from flotilla.content.service import ContentService
+from flotilla.content.store import ReaderAt, Writer
+
+__all__ = ["build", "main"]
+
+
+async def _close_writer(writer: Writer) -> None:
+    await writer.close()
+
+
+async def _close_reader(reader: ReaderAt) -> None:
+    await reader.close()
+
+
+async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
+    """Wire the content service for ``config`` on ``bus``."""
+    await ensure_events_stream(bus.nc)
+    store = await LocalStore.open(config.root_dir / "content", JetStreamPublisher(bus.nc))
+    stack.push_async_callback(store.close)
+    lease = config.content.session_lease
+    writers = await stack.enter_async_context(Sessions("writer", _close_writer, lease))
+    readers = await stack.enter_async_context(Sessions("reader", _close_reader, lease))
+    host = ServiceHost(bus, "content", __version__, "a node's content-addressed blob store")
+    ContentService(store, writers, readers, chunk_size(bus.nc)).register(host)
+    return host
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from opentelemetry import trace
 from flotilla.common import errdefs, headers
 from flotilla.common.bus import stream
 from flotilla.common.bus.methods import Method, encode
+from flotilla.common.bus.upload import Upload
 from flotilla.common.telemetry import tracing
 
 __all__ = ["DEFAULT_TIMEOUT", "Bus", "connect"]
@@ -28,8 +29,7 @@ Resp = TypeVar("Resp")
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 10.0
-READY = "Flotilla-Ready"
-FINAL = "Flotilla-Final"
+_NO_RESPONDER_RETRIES = (0.005, 0.02, 0.05)
 
 
 class Bus:
@@ -79,14 +79,20 @@ class Bus:
     async def _request(
         self, subject: str, payload: bytes, hdrs: dict[str, str], timeout: float
     ) -> Msg:
-        try:
-            return await self.nc.request(subject, payload, timeout=timeout, headers=hdrs)
-        except nats.errors.NoRespondersError:
-            raise errdefs.Unavailable(f"no service answers {subject}") from None
-        except nats.errors.TimeoutError:
-            raise errdefs.DeadlineExceeded(f"{subject}: no reply within {timeout:g}s") from None
-        except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as err:
-            raise errdefs.Unavailable(f"{subject}: bus connection unavailable") from err
+        # "No responders" can be transient: a service restarting, or a subscription the
+        # server has only just made visible to this connection. Retry briefly before giving up.
+        for delay in (*_NO_RESPONDER_RETRIES, None):
+            try:
+                return await self.nc.request(subject, payload, timeout=timeout, headers=hdrs)
+            except nats.errors.NoRespondersError:
+                if delay is None:
+                    raise errdefs.Unavailable(f"no service answers {subject}") from None
+                await asyncio.sleep(delay)
+            except nats.errors.TimeoutError:
+                raise errdefs.DeadlineExceeded(f"{subject}: no reply within {timeout:g}s") from None
+            except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as err:
+                raise errdefs.Unavailable(f"{subject}: bus connection unavailable") from err
+        raise AssertionError("unreachable")
 
     @contextlib.asynccontextmanager
     async def download(
@@ -120,6 +126,33 @@ class Bus:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
+    @contextlib.asynccontextmanager
+    async def open_upload(
+        self,
+        method: Method[Req, Resp],
+        request: Req,
+        *,
+        namespace: str | None = None,
+        node: str | None = None,
+        idle_timeout: float = stream.DEFAULT_IDLE_TIMEOUT,
+        window: int = stream.DEFAULT_WINDOW,
+    ) -> AsyncIterator[Upload[Resp]]:
+        """Open a client-to-server byte stream to a sink method; ``finish()`` it to get the answer.
+
+        Leaving the ``async with`` without finishing abandons the stream (the sink sees Canceled).
+        """
+        upload = Upload(self.nc, method, stream.Credit(window, idle_timeout))
+        try:
+            hdrs = self._headers(namespace, idle_timeout)
+            await upload.open(self._subject(method, node), encode(request), hdrs)
+            yield upload
+        finally:
+            with contextlib.suppress(Exception):
+                if not upload.answered:
+                    await upload.fail(errdefs.Canceled("caller abandoned the upload"))
+            with contextlib.suppress(Exception):
+                await upload.close()
+
     async def upload(
         self,
         method: Method[Req, Resp],
@@ -131,18 +164,21 @@ class Bus:
         idle_timeout: float = stream.DEFAULT_IDLE_TIMEOUT,
         window: int = stream.DEFAULT_WINDOW,
     ) -> Resp:
-        """Send ``chunks`` to a sink method and return its final response."""
-        upload = _Upload(self.nc, stream.Credit(window, idle_timeout))
-        sub = await self.nc.subscribe(upload.inbox, cb=upload.on_control)
-        try:
-            hdrs = self._headers(namespace, idle_timeout)
-            subject = self._subject(method, node)
-            await self.nc.publish(subject, encode(request), reply=upload.inbox, headers=hdrs)
-            data = await upload.send(chunks)
-            return method.decode_response(data)
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        """Send all of ``chunks`` to a sink method and return its final response."""
+        async with self.open_upload(
+            method, request, namespace=namespace, node=node,
+            idle_timeout=idle_timeout, window=window,
+        ) as upload, contextlib.aclosing(stream.closable(chunks)) as source:  # fmt: skip
+            try:
+                async for chunk in source:
+                    await upload.send(chunk)
+            except errdefs.Aborted:
+                pass  # the sink answered early: finish() returns its answer
+            except errdefs.ErrdefsError as error:
+                if not upload.answered:
+                    await upload.fail(error)
+                    raise
+            return await upload.finish()
 
     async def close(self) -> None:
         """Drain the connection: finish in-flight publishes and subscriptions, then close."""
@@ -150,72 +186,6 @@ class Bus:
         if not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
-
-
-class _Upload:
-    """The client's half of one upload: waits for READY, sends under credit, awaits FINAL."""
-
-    def __init__(self, nc: Client, credit: stream.Credit) -> None:
-        self.nc = nc
-        self.inbox = nc.new_inbox()
-        self.credit = credit
-        loop = asyncio.get_running_loop()
-        self.ready: asyncio.Future[str] = loop.create_future()
-        self.final: asyncio.Future[bytes] = loop.create_future()
-
-    async def on_control(self, msg: Msg) -> None:
-        hdrs = msg.headers or {}
-        if READY in hdrs:
-            _resolve(self.ready, msg.reply)
-        elif FINAL in hdrs or headers.STATUS in hdrs:
-            self._on_final(msg.data, headers.error_from(hdrs))
-        else:
-            self.credit.on_control(msg)
-
-    def _on_final(self, data: bytes, error: errdefs.ErrdefsError | None) -> None:
-        if error is None:
-            _resolve(self.final, data)
-            self.credit.fail(errdefs.Aborted("sink finished before the stream ended"))
-            _fail(self.ready, errdefs.Aborted("sink finished without reading"))
-            return
-        for future in (self.ready, self.final):
-            _fail(future, error)
-        self.credit.fail(error)
-
-    async def send(self, chunks: AsyncIterator[bytes]) -> bytes:
-        try:
-            data_subject = await self._wait(self.ready)
-        except errdefs.Aborted:
-            return await self._wait(self.final)
-        seq = 0
-        try:
-            seq = await stream.send_all(self.nc, chunks, data_subject, self.credit, self.inbox)
-        except errdefs.Aborted:
-            return await self._wait(self.final)
-        except errdefs.ErrdefsError as error:
-            if self.final.done():
-                return await self._wait(self.final)
-            await stream.send_eos(self.nc, data_subject, seq, error)
-            raise
-        await stream.send_eos(self.nc, data_subject, seq)
-        return await self._wait(self.final)
-
-    async def _wait(self, future: asyncio.Future[T]) -> T:
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), self.credit.idle_timeout)
-        except TimeoutError:
-            raise errdefs.DeadlineExceeded("upload: sink did not answer") from None
-
-
-def _resolve(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
-        future.exception()  # mark retrieved: not every failed future is awaited
 
 
 async def connect(

@@ -32,10 +32,11 @@ from opentelemetry import trace
 
 from flotilla.common import errdefs, headers
 from flotilla.common.bus import stream
-from flotilla.common.bus.client import FINAL, READY, Bus
+from flotilla.common.bus.client import Bus
 from flotilla.common.bus.context import Context
 from flotilla.common.bus.discovery import Discovery, EndpointStat
 from flotilla.common.bus.methods import Empty, Method, encode
+from flotilla.common.bus.upload import FINAL, READY
 from flotilla.common.telemetry import tracing
 from flotilla.common.telemetry.metrics import EndpointMetrics
 

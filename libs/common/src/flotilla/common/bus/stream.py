@@ -31,6 +31,7 @@ __all__ = [
     "Credit",
     "Receiver",
     "chunk_size",
+    "closable",
     "send_all",
 ]
 
@@ -116,7 +117,7 @@ async def send_all(
     """
     limit = chunk_size(nc)
     seq = 0
-    async with contextlib.aclosing(_closable(chunks)) as closing:
+    async with contextlib.aclosing(closable(chunks)) as closing:
         async for chunk in closing:
             view = memoryview(chunk)
             for start in range(0, len(view), limit):
@@ -127,9 +128,12 @@ async def send_all(
     return seq
 
 
-async def _closable(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
-    # Closing this generator closes ``chunks`` too (when it can be), so a producer's ``finally``
-    # runs as soon as the stream stops, not whenever the garbage collector gets to it.
+async def closable(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """``chunks``, such that closing this generator closes ``chunks`` too (when it can be).
+
+    A producer's ``finally`` then runs as soon as the stream stops, not whenever the garbage
+    collector gets to it.
+    """
     try:
         async for chunk in chunks:
             yield chunk

@@ -15,6 +15,7 @@ class EndpointMetrics:
     def __init__(self, service: str, node: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._host = (service, node)
+        self._bound: dict[str, tuple[Counter, Histogram]] = {}
         common = ["service", "node"]
         self._requests = Counter(
             "flotilla_requests", "Requests handled", [*common, "endpoint"], registry=self.registry
@@ -35,10 +36,20 @@ class EndpointMetrics:
 
     def observe(self, endpoint: str, seconds: float, error_class: str | None) -> None:
         """Record one handled request."""
-        self._requests.labels(*self._host, endpoint).inc()
-        self._latency.labels(*self._host, endpoint).observe(seconds)
+        requests, latency = self._bound.get(endpoint) or self._bind(endpoint)
+        requests.inc()
+        latency.observe(seconds)
         if error_class is not None:
             self._errors.labels(*self._host, endpoint, error_class).inc()
+
+    def _bind(self, endpoint: str) -> tuple[Counter, Histogram]:
+        # labels() takes a lock and hashes the label values: do it once per endpoint.
+        bound = (
+            self._requests.labels(*self._host, endpoint),
+            self._latency.labels(*self._host, endpoint),
+        )
+        self._bound[endpoint] = bound
+        return bound
 
     def render(self) -> str:
         """The registry in Prometheus text exposition format."""

@@ -6,6 +6,7 @@ called from a process's entry point to install the SDK provider and an exporter.
 
 from __future__ import annotations
 
+import sys
 from typing import IO
 
 from opentelemetry import context, propagate, trace
@@ -52,7 +53,7 @@ def configure_tracing(service: str, node: str, exporter: str, out: IO[str] | Non
         provider.add_span_processor(
             SimpleSpanProcessor(
                 ConsoleSpanExporter(
-                    out=out, formatter=lambda span: span.to_json(indent=None) + "\n"
+                    out=out or sys.stderr, formatter=lambda span: span.to_json(indent=None) + "\n"
                 )
             )
         )

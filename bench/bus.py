@@ -1,0 +1,215 @@
+"""The bus against plain nats-py doing the same work, on the same nats-server, in one run.
+
+Cases: request/reply latency p50 and p99 (sequential), request throughput with 64 in flight,
+and bulk-byte throughput both ways (our flow-controlled streams against plain publishes to a
+subscriber with no flow control at all, i.e. the ceiling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import msgspec
+from bench.harness import BenchContext, Result, abab
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from flotilla.common.bus import Bus, Context, Method, ServiceHost, connect
+from flotilla.common.natsserver import EmbeddedNats
+
+MIB = 1 << 20
+PLAIN_SUBJECT = "bench.plain.echo"
+PLAIN_STREAM = "bench.plain.stream"
+
+
+class Ping(msgspec.Struct, frozen=True):
+    """The request and response of the echo cases."""
+
+    text: str = ""
+    count: int = 0
+
+
+ECHO = Method("bench", "echo", Ping, Ping)
+SOURCE = Method("bench", "source", Ping, Ping)
+SINK = Method("bench", "sink", Ping, Ping)
+_BLOCK = bytes(MIB)
+
+
+async def _echo(request: Ping, _: Context) -> Ping:
+    return request
+
+
+async def _source(request: Ping, _: Context) -> AsyncIterator[bytes]:
+    for _index in range(request.count):
+        yield _BLOCK
+
+
+async def _sink(_: Ping, __: Context, chunks: AsyncIterator[bytes]) -> Ping:
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+    return Ping(count=total)
+
+
+@dataclass
+class Peers:
+    """Our caller and server, and plain nats-py's, on one nats-server."""
+
+    bus: Bus
+    plain: Client
+
+
+async def _start(ctx: BenchContext) -> Peers:
+    server = await ctx.stack.enter_async_context(EmbeddedNats(ctx.workdir / "bus-nats"))
+    buses = [await connect([server.url], node="bench", name=f"bench-{i}") for i in range(4)]
+    for bus in buses:
+        ctx.stack.push_async_callback(bus.close)
+    host = ServiceHost(buses[0], "bench", "bench")
+    host.unary(ECHO, _echo)
+    host.source(SOURCE, _source)
+    host.sink(SINK, _sink)
+    await ctx.stack.enter_async_context(host)
+    plain_server = buses[2].nc
+
+    async def respond(msg: Msg) -> None:
+        await msg.respond(msg.data)
+
+    await plain_server.subscribe(PLAIN_SUBJECT, queue="q", cb=respond)
+    await plain_server.flush()
+    return Peers(bus=buses[1], plain=buses[3].nc)
+
+
+def _latencies(
+    call: Callable[[], Awaitable[object]], count: int
+) -> Callable[[], Awaitable[list[float]]]:
+    async def run() -> list[float]:
+        samples = []
+        for _ in range(count):
+            start = time.perf_counter()
+            await call()
+            samples.append((time.perf_counter() - start) * 1000)
+        return samples
+
+    return run
+
+
+def _percentile(
+    run: Callable[[], Awaitable[list[float]]], q: int
+) -> Callable[[], Awaitable[float]]:
+    async def measure() -> float:
+        return statistics.quantiles(await run(), n=100)[q - 1]
+
+    return measure
+
+
+def _throughput(
+    call: Callable[[], Awaitable[object]], total: int, inflight: int
+) -> Callable[[], Awaitable[float]]:
+    async def measure() -> float:
+        remaining = total
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await call()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(inflight)))
+        return total / (time.perf_counter() - start)
+
+    return measure
+
+
+async def _latency_cases(ctx: BenchContext, peers: Peers) -> list[Result]:
+    body = msgspec.msgpack.encode(Ping(text="x" * 64))
+    ours = _latencies(lambda: peers.bus.call(ECHO, Ping(text="x" * 64)), ctx.rounds(3000, 500))
+    plain = _latencies(
+        lambda: peers.plain.request(PLAIN_SUBJECT, body, timeout=5), ctx.rounds(3000, 500)
+    )
+    results = []
+    for q in (50, 99):
+        base, mine = await abab(_percentile(plain, q), _percentile(ours, q), rounds=ctx.rounds(5))
+        results.append(Result(f"bus request p{q} (sequential)", "ms", "nats-py", base, mine))
+    calls = ctx.rounds(20000, 4000)
+    base, mine = await abab(
+        _throughput(lambda: peers.plain.request(PLAIN_SUBJECT, body, timeout=5), calls, 64),
+        _throughput(lambda: peers.bus.call(ECHO, Ping(text="x" * 64)), calls, 64),
+        rounds=ctx.rounds(5),
+    )
+    results.append(Result("bus requests/s (64 in flight)", "req/s", "nats-py", base, mine, True))
+    return results
+
+
+def _plain_stream(plain: Client, mib: int) -> Callable[[], Awaitable[float]]:
+    chunk = _BLOCK[: MIB - 4096]  # the same payload limit our streams respect
+    expected = mib * len(chunk)
+
+    async def measure() -> float:
+        done, received = asyncio.Event(), 0
+
+        async def count(msg: Msg) -> None:
+            nonlocal received
+            received += len(msg.data)
+            if received >= expected:
+                done.set()
+
+        sub = await plain.subscribe(PLAIN_STREAM, cb=count, pending_bytes_limit=-1)
+        start = time.perf_counter()
+        for _ in range(mib):
+            await plain.publish(PLAIN_STREAM, chunk)
+        await done.wait()
+        elapsed = time.perf_counter() - start
+        await sub.unsubscribe()
+        return received / MIB / elapsed
+
+    return measure
+
+
+def _download(bus: Bus, mib: int) -> Callable[[], Awaitable[float]]:
+    async def measure() -> float:
+        received, start = 0, time.perf_counter()
+        async with bus.download(SOURCE, Ping(count=mib)) as chunks:
+            async for chunk in chunks:
+                received += len(chunk)
+        return received / MIB / (time.perf_counter() - start)
+
+    return measure
+
+
+def _upload(bus: Bus, mib: int) -> Callable[[], Awaitable[float]]:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(mib):
+            yield _BLOCK
+
+    async def measure() -> float:
+        start = time.perf_counter()
+        reply = await bus.upload(SINK, Ping(), chunks())
+        return reply.count / MIB / (time.perf_counter() - start)
+
+    return measure
+
+
+async def _stream_cases(ctx: BenchContext, peers: Peers) -> list[Result]:
+    mib = ctx.rounds(256, 64)
+    plain = _plain_stream(peers.plain, mib)
+    results = []
+    for label, ours in (
+        ("download", _download(peers.bus, mib)),
+        ("upload", _upload(peers.bus, mib)),
+    ):
+        base, mine = await abab(plain, ours, rounds=ctx.rounds(5))
+        results.append(
+            Result(f"bus stream {label} {mib} MiB", "MiB/s", "nats-py", base, mine, True)
+        )
+    return results
+
+
+async def run(ctx: BenchContext) -> list[Result]:
+    """Every bus case."""
+    peers = await ctx.lazy("bus-peers", _start)
+    return [*await _latency_cases(ctx, peers), *await _stream_cases(ctx, peers)]

@@ -1,0 +1,267 @@
+"""A :class:`~flotilla.content.store.Store` that talks to a node's content service over the bus.
+
+A writer's bytes ride one upload stream that stays open across ``write()`` calls; reads are
+ranged download streams from a reader session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Self, TypeVar
+
+import msgspec
+
+from flotilla.common import errdefs
+from flotilla.common.bus import Bus, Method
+from flotilla.common.bus.upload import Upload
+from flotilla.content import api, convert
+from flotilla.content.store import Info, Status
+
+__all__ = ["ContentProxy", "ProxyReader", "ProxyWriter"]
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+_batch_decoder = msgspec.msgpack.Decoder(api.InfoBatch)
+
+
+class _Remote:
+    """Calls to one node's content service in one namespace."""
+
+    def __init__(self, bus: Bus, node: str | None, namespace: str) -> None:
+        self.bus = bus
+        self.node = node
+        self.namespace = namespace
+
+    async def call(self, method: Method[Req, Resp], request: Req) -> Resp:
+        return await self.bus.call(method, request, namespace=self.namespace, node=self.node)
+
+
+class ProxyReader:
+    """A reader session on the service; reads keep working if the blob is deleted meanwhile."""
+
+    def __init__(self, remote: _Remote, session: str, size: int) -> None:
+        self._remote = remote
+        self._session = session
+        self._size = size
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        """The blob's length in bytes."""
+        return self._size
+
+    async def chunks(self, offset: int = 0, size: int = 0) -> AsyncIterator[bytes]:
+        """Stream ``size`` bytes (0: to the end) from ``offset``, chunk by chunk."""
+        request = api.ReadRequest(session=self._session, offset=offset, size=size)
+        remote = self._remote
+        async with remote.bus.download(
+            api.READ, request, namespace=remote.namespace, node=remote.node
+        ) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes from ``offset``."""
+        if size == 0 and offset <= self._size:
+            return b""
+        return b"".join([chunk async for chunk in self.chunks(offset, size)])
+
+    async def close(self) -> None:
+        """End the reader session."""
+        if not self._closed:
+            self._closed = True
+            await self._remote.call(api.READER_CLOSE, api.Session(session=self._session))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class ProxyWriter:
+    """A writer session on the service, holding the ref's lock until closed or committed.
+
+    Writes ride one upload stream that stays open between :meth:`write` calls; each call
+    returns once the service has written its bytes, as containerd's Write does. Any other
+    call first ends that stream.
+    """
+
+    def __init__(self, remote: _Remote, session: str, status: Status) -> None:
+        self._remote = remote
+        self._session = session
+        self._ref = status.ref
+        self._offset = status.offset
+        self._stream: tuple[AsyncExitStack, Upload[api.IngestStatus]] | None = None
+        self._done = False
+
+    @property
+    def ref(self) -> str:
+        """The ingest's ref."""
+        return self._ref
+
+    @property
+    def offset(self) -> int:
+        """Bytes written so far."""
+        return self._offset
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise errdefs.FailedPrecondition(f"writer for {self._ref} is closed")
+
+    async def _upload(self) -> Upload[api.IngestStatus]:
+        self._check_open()
+        if self._stream is None:
+            stack, remote = AsyncExitStack(), self._remote
+            request = api.WriteRequest(session=self._session, offset=self._offset)
+            upload = await stack.enter_async_context(
+                remote.bus.open_upload(
+                    api.WRITE, request, namespace=remote.namespace, node=remote.node
+                )
+            )
+            self._stream = (stack, upload)
+        return self._stream[1]
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data``; returns once the service has written it."""
+        upload = await self._upload()
+        try:
+            await upload.send(data)
+            await upload.sync()
+        except BaseException:
+            await self._settle()
+            raise
+        self._offset += len(data)
+
+    async def _settle(self) -> None:
+        """End the open upload stream, if any, and take the service's word for the offset."""
+        if self._stream is None:
+            return
+        (stack, upload), self._stream = self._stream, None
+        async with stack:
+            self._offset = (await upload.finish()).offset
+
+    async def truncate(self, size: int) -> None:
+        """Drop everything from ``size`` on."""
+        self._check_open()
+        await self._settle()
+        request = api.TruncateRequest(session=self._session, size=size)
+        self._offset = (await self._remote.call(api.TRUNCATE, request)).offset
+
+    async def _stat(self) -> api.WriterStat:
+        self._check_open()
+        await self._settle()
+        return await self._remote.call(api.WRITER_STAT, api.Session(session=self._session))
+
+    async def digest(self) -> str:
+        """The digest of the bytes written so far."""
+        return (await self._stat()).digest
+
+    async def status(self) -> Status:
+        """The ingest's status."""
+        return convert.status((await self._stat()).status)
+
+    async def commit(
+        self, size: int = 0, expected: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> str:
+        """Verify and publish the ingest; always ends the session."""
+        self._check_open()
+        try:
+            await self._settle()
+        except BaseException:
+            await self.close()
+            raise
+        self._done = True
+        request = api.CommitRequest(
+            session=self._session, size=size, expected=expected or "", labels=dict(labels or {})
+        )
+        return (await self._remote.call(api.COMMIT, request)).digest
+
+    async def close(self) -> None:
+        """End the session, keeping the ingest for a later resume."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            await self._settle()
+        finally:
+            await self._remote.call(api.WRITER_CLOSE, api.Session(session=self._session))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class ContentProxy:
+    """The content :class:`~flotilla.content.store.Store` of ``node``, over the bus.
+
+    Args:
+        bus: the connection to use.
+        node: whose content service to talk to; default the bus's own node.
+    """
+
+    def __init__(self, bus: Bus, node: str | None = None) -> None:
+        self.bus = bus
+        self.node = node
+
+    def _remote(self, namespace: str) -> _Remote:
+        return _Remote(self.bus, self.node, namespace)
+
+    async def info(self, namespace: str, digest: str) -> Info:
+        reply = await self._remote(namespace).call(api.INFO, api.DigestRequest(digest=digest))
+        return convert.info(reply)
+
+    async def update(self, namespace: str, info: Info, fieldpaths: Sequence[str] = ()) -> Info:
+        request = api.UpdateRequest(info=convert.blob_info(info), fieldpaths=tuple(fieldpaths))
+        return convert.info(await self._remote(namespace).call(api.UPDATE, request))
+
+    async def walk(self, namespace: str, filters: Sequence[str] = ()) -> AsyncIterator[Info]:
+        request = api.FilterRequest(filters=tuple(filters))
+        async with self.bus.download(
+            api.LIST, request, namespace=namespace, node=self.node
+        ) as chunks:
+            async for chunk in chunks:
+                for found in _batch_decoder.decode(chunk).infos:
+                    yield convert.info(found)
+
+    async def delete(self, namespace: str, digest: str) -> None:
+        await self._remote(namespace).call(api.DELETE, api.DigestRequest(digest=digest))
+
+    async def reader_at(self, namespace: str, digest: str) -> ProxyReader:
+        remote = self._remote(namespace)
+        opened = await remote.call(api.READER_OPEN, api.DigestRequest(digest=digest))
+        return ProxyReader(remote, opened.session, opened.size)
+
+    async def writer(
+        self, namespace: str, ref: str, total: int = 0, expected: str | None = None
+    ) -> ProxyWriter:
+        remote = self._remote(namespace)
+        request = api.WriterOpen(ref=ref, total=total, expected=expected or "")
+        opened = await remote.call(api.WRITER_OPEN, request)
+        return ProxyWriter(remote, opened.session, convert.status(opened.status))
+
+    async def status(self, namespace: str, ref: str) -> Status:
+        reply = await self._remote(namespace).call(api.STATUS, api.RefRequest(ref=ref))
+        return convert.status(reply)
+
+    async def list_statuses(self, namespace: str, filters: Sequence[str] = ()) -> list[Status]:
+        request = api.FilterRequest(filters=tuple(filters))
+        reply = await self._remote(namespace).call(api.LIST_STATUSES, request)
+        return [convert.status(s) for s in reply.statuses]
+
+    async def abort(self, namespace: str, ref: str) -> None:
+        await self._remote(namespace).call(api.ABORT, api.RefRequest(ref=ref))

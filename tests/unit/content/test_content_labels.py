@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from flotilla.common.errdefs import InvalidArgument
+from flotilla.content import labels
+
+
+def test_validate_drops_empty_values() -> None:
+    assert labels.validate({"a": "1", "b": ""}) == {"a": "1"}
+    assert labels.validate(None) == {}
+
+
+def test_validate_limits_key_and_value_size() -> None:
+    assert labels.validate({"k": "v" * 4095}) == {"k": "v" * 4095}
+    with pytest.raises(InvalidArgument, match="4097 bytes"):
+        labels.validate({"k": "v" * 4096})
+    with pytest.raises(InvalidArgument, match="4097 bytes"):
+        labels.validate({"k": "é" * 2048})  # bytes, not characters
+    with pytest.raises(InvalidArgument, match="empty"):
+        labels.validate({"": "v"})
+
+
+@pytest.mark.parametrize(
+    ("fieldpaths", "expected"),
+    [
+        ((), {"b": "3", "c": "4"}),
+        (("labels",), {"b": "3", "c": "4"}),
+        (("labels.b",), {"a": "1", "b": "3"}),
+        (("labels.a",), {"b": "2"}),
+        (("labels.c", "labels.a"), {"b": "2", "c": "4"}),
+        (("labels", "labels.a"), {"b": "3", "c": "4"}),
+        (("labels.containerd.io/gc.root",), {"a": "1", "b": "2"}),
+    ],
+)
+def test_updated(fieldpaths: tuple[str, ...], expected: dict[str, str]) -> None:
+    current = {"a": "1", "b": "2"}
+    assert labels.updated(current, {"b": "3", "c": "4"}, fieldpaths) == expected
+
+
+@pytest.mark.parametrize("path", ["size", "digest", "labels.", "label.a", "created_at"])
+def test_updated_rejects_other_fields(path: str) -> None:
+    with pytest.raises(InvalidArgument, match="cannot update"):
+        labels.updated({}, {}, [path])
