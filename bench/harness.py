@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from bench._flotilla import Flotilla, start_flotilla
+
 from flotilla.testkit import (
     Containerd,
     LocalRegistry,
@@ -180,9 +182,17 @@ class BenchContext:
         """The run's local registry."""
         return await self.lazy("registry", _start_registry)
 
+    async def flotilla(self) -> Flotilla:
+        """The run's Flotilla node: embedded NATS and the service processes."""
+        return await self.lazy("flotilla", _start_flotilla)
+
     async def images(self) -> PublishedImages:
         """The test images, built (or taken from the cache) and pushed to ``registry()``."""
         return await self.lazy("images", _publish_images)
+
+
+async def _start_flotilla(ctx: BenchContext) -> Flotilla:
+    return await start_flotilla(ctx.stack, ctx.workdir)
 
 
 async def _start_containerd(ctx: BenchContext) -> Containerd:

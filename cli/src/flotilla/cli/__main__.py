@@ -1,4 +1,4 @@
-"""``flotilla``: ``up`` runs one node's stack; ``status`` and ``metrics`` read it over the bus."""
+"""``flotilla``: ``up`` runs one node's stack; ``status``, ``metrics``, ``content`` use it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from flotilla.cli.content import add_content_commands, run_content
 from flotilla.cli.metrics_http import collect_metrics
 from flotilla.cli.status import format_status, status_rows
 from flotilla.cli.supervisor import SERVICES, Supervisor
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("up", help="run the whole stack on this node in the foreground")
     commands.add_parser("status", help="list the services on the bus and their health")
     commands.add_parser("metrics", help="print this node's metrics in Prometheus text format")
+    add_content_commands(commands)
     return parser
 
 
@@ -34,7 +36,7 @@ async def _bus(config: config_mod.Config) -> Bus:
     return await connect(urls, node=config.node, name="flotilla-cli", connect_timeout=3)
 
 
-async def _up(config: config_mod.Config) -> None:
+async def _up(config: config_mod.Config, _: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -42,7 +44,7 @@ async def _up(config: config_mod.Config) -> None:
     await Supervisor(config, say=lambda line: print(line, flush=True)).run(stop)
 
 
-async def _status(config: config_mod.Config) -> None:
+async def _status(config: config_mod.Config, _: argparse.Namespace) -> None:
     bus = await _bus(config)
     try:
         print(format_status(await status_rows(bus, SERVICES)))
@@ -50,10 +52,18 @@ async def _status(config: config_mod.Config) -> None:
         await bus.close()
 
 
-async def _metrics(config: config_mod.Config) -> None:
+async def _metrics(config: config_mod.Config, _: argparse.Namespace) -> None:
     bus = await _bus(config)
     try:
         print(await collect_metrics(bus), end="")
+    finally:
+        await bus.close()
+
+
+async def _content(config: config_mod.Config, args: argparse.Namespace) -> None:
+    bus = await _bus(config)
+    try:
+        await run_content(bus, args)
     finally:
         await bus.close()
 
@@ -63,11 +73,11 @@ def main(argv: list[str] | None = None) -> None:
     import uvloop
 
     args = _parser().parse_args(argv)
-    commands = {"up": _up, "status": _status, "metrics": _metrics}
+    commands = {"up": _up, "status": _status, "metrics": _metrics, "content": _content}
     try:
         config = config_mod.load(args.config)
         configure_logging("flotilla-cli", config.node, config.log_level)
-        uvloop.run(commands[args.command](config))
+        uvloop.run(commands[args.command](config, args))
     except errdefs.ErrdefsError as err:
         print(f"flotilla: {type(err).__name__}: {err}", file=sys.stderr)
         raise SystemExit(1) from err

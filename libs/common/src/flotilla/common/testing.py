@@ -5,15 +5,21 @@ Enable them in a ``conftest.py`` with ``pytest_plugins = ["flotilla.common.testi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats.errors
 import pytest
 
 from flotilla.common.bus import Bus, connect
+from flotilla.common.bus.discovery import SERVICE_PREFIX
 from flotilla.common.natsserver import EmbeddedNats
 
-__all__ = ["bus", "nats_server", "nats_url"]
+__all__ = ["ServiceProcess", "bus", "nats_server", "nats_url"]
 
 
 @pytest.fixture
@@ -35,3 +41,47 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
     connection = await connect([nats_url], node="test-node", name="pytest", connect_timeout=5)
     yield connection
     await connection.close()
+
+
+class ServiceProcess:
+    """A Flotilla service run for real, as ``python -m flotilla.<service>``, restartable.
+
+    Args:
+        service: the service name, e.g. ``content``.
+        env: extra environment (``FLOTILLA_ROOT``, ``FLOTILLA_NATS__URLS``, ...).
+    """
+
+    def __init__(self, service: str, env: dict[str, str]) -> None:
+        self.service = service
+        self.env = {**os.environ, **env}
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, bus: Bus, timeout: float = 30.0) -> None:
+        """Start the process and wait until it answers ``$SRV.PING`` on ``bus``."""
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", f"flotilla.{self.service}", env=self.env
+        )
+        subject = f"$SRV.PING.{SERVICE_PREFIX}{self.service}"
+        async with asyncio.timeout(timeout):
+            while True:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"{self.service} exited with {self.process.returncode}")
+                with contextlib.suppress(nats.errors.Error):
+                    await bus.nc.request(subject, b"", timeout=0.5)
+                    return
+                await asyncio.sleep(0.05)
+
+    async def kill(self) -> None:
+        """SIGKILL the process, as a crash would."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM the process and return its exit status."""
+        if self.process is None:
+            return 0
+        if self.process.returncode is not None:
+            return self.process.returncode
+        self.process.terminate()
+        return await asyncio.wait_for(self.process.wait(), 30)

@@ -25,6 +25,7 @@ __all__ = [
     "INFO",
     "LIST",
     "LIST_STATUSES",
+    "PATH",
     "READ",
     "READER_CLOSE",
     "READER_OPEN",
@@ -162,6 +163,12 @@ class ReaderOpened(_Wire, frozen=True):
     size: int
 
 
+class LocalPath(_Wire, frozen=True):
+    """Where a committed blob lies on the service's node."""
+
+    path: str
+
+
 class ReadRequest(_Wire, frozen=True):
     """Stream ``size`` bytes (0: to the end) from ``offset``."""
 
@@ -192,3 +199,4 @@ TRUNCATE: Method[TruncateRequest, IngestStatus] = _method("truncate", TruncateRe
 WRITER_STAT: Method[Session, WriterStat] = _method("writer_stat", Session, WriterStat)
 COMMIT: Method[CommitRequest, DigestRequest] = _method("commit", CommitRequest, DigestRequest)
 WRITER_CLOSE: Method[Session, Empty] = _method("writer_close", Session, Empty)
+PATH: Method[DigestRequest, LocalPath] = _method("path", DigestRequest, LocalPath)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import msgspec
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus, Method
+from flotilla.common.bus.stream import DEFAULT_IDLE_TIMEOUT
 from flotilla.common.bus.upload import Upload
 from flotilla.content import api, convert
 from flotilla.content.store import Info, Status
@@ -29,10 +31,15 @@ _batch_decoder = msgspec.msgpack.Decoder(api.InfoBatch)
 class _Remote:
     """Calls to one node's content service in one namespace."""
 
-    def __init__(self, bus: Bus, node: str | None, namespace: str) -> None:
+    def __init__(self, bus: Bus, node: str | None, namespace: str, idle_timeout: float) -> None:
         self.bus = bus
         self.node = node
         self.namespace = namespace
+        self.idle_timeout = idle_timeout
+
+    def stream_options(self) -> dict[str, Any]:
+        """Keyword arguments for a download or upload of this remote."""
+        return {"namespace": self.namespace, "node": self.node, "idle_timeout": self.idle_timeout}
 
     async def call(self, method: Method[Req, Resp], request: Req) -> Resp:
         return await self.bus.call(method, request, namespace=self.namespace, node=self.node)
@@ -56,9 +63,7 @@ class ProxyReader:
         """Stream ``size`` bytes (0: to the end) from ``offset``, chunk by chunk."""
         request = api.ReadRequest(session=self._session, offset=offset, size=size)
         remote = self._remote
-        async with remote.bus.download(
-            api.READ, request, namespace=remote.namespace, node=remote.node
-        ) as chunks:
+        async with remote.bus.download(api.READ, request, **remote.stream_options()) as chunks:
             async for chunk in chunks:
                 yield chunk
 
@@ -122,9 +127,7 @@ class ProxyWriter:
             stack, remote = AsyncExitStack(), self._remote
             request = api.WriteRequest(session=self._session, offset=self._offset)
             upload = await stack.enter_async_context(
-                remote.bus.open_upload(
-                    api.WRITE, request, namespace=remote.namespace, node=remote.node
-                )
+                remote.bus.open_upload(api.WRITE, request, **remote.stream_options())
             )
             self._stream = (stack, upload)
         return self._stream[1]
@@ -212,14 +215,19 @@ class ContentProxy:
     Args:
         bus: the connection to use.
         node: whose content service to talk to; default the bus's own node.
+        idle_timeout: how long a read or write stream may be silent before either side gives
+            up (and the service releases the writer's ref).
     """
 
-    def __init__(self, bus: Bus, node: str | None = None) -> None:
+    def __init__(
+        self, bus: Bus, node: str | None = None, idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    ) -> None:
         self.bus = bus
         self.node = node
+        self.idle_timeout = idle_timeout
 
     def _remote(self, namespace: str) -> _Remote:
-        return _Remote(self.bus, self.node, namespace)
+        return _Remote(self.bus, self.node, namespace, self.idle_timeout)
 
     async def info(self, namespace: str, digest: str) -> Info:
         reply = await self._remote(namespace).call(api.INFO, api.DigestRequest(digest=digest))
@@ -231,9 +239,8 @@ class ContentProxy:
 
     async def walk(self, namespace: str, filters: Sequence[str] = ()) -> AsyncIterator[Info]:
         request = api.FilterRequest(filters=tuple(filters))
-        async with self.bus.download(
-            api.LIST, request, namespace=namespace, node=self.node
-        ) as chunks:
+        options = self._remote(namespace).stream_options()
+        async with self.bus.download(api.LIST, request, **options) as chunks:
             async for chunk in chunks:
                 for found in _batch_decoder.decode(chunk).infos:
                     yield convert.info(found)
@@ -265,3 +272,12 @@ class ContentProxy:
 
     async def abort(self, namespace: str, ref: str) -> None:
         await self._remote(namespace).call(api.ABORT, api.RefRequest(ref=ref))
+
+    async def local_path(self, namespace: str, digest: str) -> Path:
+        """Where the blob lies on the service's disk, for a reader on the same node.
+
+        The service checks that the namespace sees the blob first. Open the file read-only
+        and never write to it; a delete unlinks it, so open it before relying on it.
+        """
+        reply = await self._remote(namespace).call(api.PATH, api.DigestRequest(digest=digest))
+        return Path(reply.path)

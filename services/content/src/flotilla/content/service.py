@@ -9,7 +9,8 @@ from flotilla.common.bus import Context, Empty, ServiceHost
 from flotilla.common.bus.methods import encode
 from flotilla.common.bus.sessions import Sessions
 from flotilla.content import api, convert
-from flotilla.content.store import ReaderAt, Store, Writer
+from flotilla.content.local import LocalStore
+from flotilla.content.store import ReaderAt, Writer
 
 __all__ = ["ContentService"]
 
@@ -17,10 +18,14 @@ _LIST_BATCH = 256
 
 
 class ContentService:
-    """Serves one node's :class:`Store`; writers and readers live in leased sessions."""
+    """Serves one node's store; writers and readers live in leased sessions."""
 
     def __init__(
-        self, store: Store, writers: Sessions[Writer], readers: Sessions[ReaderAt], chunk: int
+        self,
+        store: LocalStore,
+        writers: Sessions[Writer],
+        readers: Sessions[ReaderAt],
+        chunk: int,
     ) -> None:
         self.store = store
         self.writers = writers
@@ -42,6 +47,7 @@ class ContentService:
         host.unary(api.WRITER_CLOSE, self.writer_close)
         host.unary(api.READER_OPEN, self.reader_open)
         host.unary(api.READER_CLOSE, self.reader_close)
+        host.unary(api.PATH, self.path)
         host.source(api.LIST, self.list)
         host.source(api.READ, self.read)
         host.sink(api.WRITE, self.write)
@@ -135,3 +141,6 @@ class ContentService:
     async def reader_close(self, req: api.Session, ctx: Context) -> Empty:
         await self.readers.close(ctx.namespace, req.session)
         return Empty()
+
+    async def path(self, req: api.DigestRequest, ctx: Context) -> api.LocalPath:
+        return api.LocalPath(path=str(await self.store.blob_path(ctx.namespace, req.digest)))

@@ -197,7 +197,7 @@ class ServiceHost:
     async def _run_source(self, endpoint: _Endpoint, msg: Msg, ctx: Context, request: Any) -> None:
         if not msg.reply:
             raise errdefs.InvalidArgument("a stream request needs a reply subject")
-        nc, credit = self.bus.nc, stream.Credit()
+        nc, credit = self.bus.nc, stream.Credit(idle_timeout=ctx.idle_timeout)
         acks = nc.new_inbox()
 
         async def on_ack(ack: Msg) -> None:
@@ -215,7 +215,7 @@ class ServiceHost:
         if not msg.reply:
             raise errdefs.InvalidArgument("a stream request needs a reply subject")
         nc, caller = self.bus.nc, msg.reply
-        receiver = stream.Receiver(nc, ack_subject=caller)
+        receiver = stream.Receiver(nc, ack_subject=caller, idle_timeout=ctx.idle_timeout)
         inbox = nc.new_inbox()
 
         async def on_data(data: Msg) -> None:

@@ -40,7 +40,7 @@ EOS: Final = "Flotilla-Eos"
 ACK: Final = "Flotilla-Ack"
 CANCEL: Final = "Flotilla-Cancel"
 
-DEFAULT_WINDOW: Final = 8
+DEFAULT_WINDOW: Final = 16
 DEFAULT_IDLE_TIMEOUT: Final = 30.0
 # Room left in each message for subject, reply and headers.
 _HEADROOM: Final = 4096

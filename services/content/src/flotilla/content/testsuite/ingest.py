@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from flotilla.common import digests, errdefs
@@ -126,6 +128,17 @@ class IngestCases:
             await first.write(b"more")
         async with await store.writer(namespace, "locked") as second:
             assert second.offset == 3
+
+    async def test_sha512_blobs(self, store: Store, namespace: str) -> None:
+        """A sha512 expected digest picks the algorithm; the blob is named by it."""
+        data, _ = make_blob(70_000, seed=21)
+        digest = "sha512:" + hashlib.sha512(data).hexdigest()
+        async with await store.writer(namespace, "sha512", len(data), digest) as writer:
+            assert await writer.digest() == "sha512:" + hashlib.sha512(b"").hexdigest()
+            await writer.write(data)
+            assert await writer.commit(len(data), digest) == digest
+        assert (await store.info(namespace, digest)).size == len(data)
+        assert await read_blob(store, namespace, digest) == data
 
     async def test_commit_size_mismatch(self, store: Store, namespace: str) -> None:
         """A wrong size fails the commit, closes the writer and keeps the ingest."""

@@ -1,0 +1,102 @@
+"""Content ingest and read-back: a blob through the bus vs ``ctr content ingest``/``get``.
+
+Both sides stream the same incompressible file from disk into a store that hashes, verifies and
+commits it, and read it back whole. Each ingest starts cold: the blob is deleted from both
+stores first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bench.harness import BenchContext, Result, abab
+
+from flotilla.common import digests, errdefs
+from flotilla.content.proxy import ContentProxy
+from flotilla.testkit import Containerd
+
+MB = 1_000_000
+MIB = 1 << 20
+NAMESPACE = "bench"
+_WRITE = 32 * MIB  # one write() call: the stream keeps eight 1 MiB chunks in flight within it
+
+
+def _make_blob(path: Path, size: int) -> str:
+    hasher = digests.hasher("sha256")
+    with path.open("wb") as out:
+        for _ in range(size // (8 * MIB)):
+            block = os.urandom(8 * MIB)
+            hasher.update(block)
+            out.write(block)
+    return f"sha256:{hasher.hexdigest()}"
+
+
+async def _ctr(ctd: Containerd, *args: str, stdin: Path | None = None) -> None:
+    command = ["ctr", "--address", str(ctd.address), "-n", NAMESPACE, *args]
+    with (stdin or Path(os.devnull)).open("rb") as source:
+        process = await asyncio.create_subprocess_exec(
+            *command, stdin=source, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {err.decode().strip()}")
+
+
+def _mb_per_s(size: int, action: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[float]]:
+    async def measure() -> float:
+        start = time.perf_counter()
+        await action()
+        return size / MB / (time.perf_counter() - start)
+
+    return measure
+
+
+async def _ingest_ours(proxy: ContentProxy, path: Path, size: int, digest: str) -> None:
+    async with await proxy.writer(NAMESPACE, f"bench-{digest}", size, digest) as writer:
+        with path.open("rb") as source:
+            while chunk := await asyncio.to_thread(source.read, _WRITE):
+                await writer.write(chunk)
+        await writer.commit(size, digest)
+
+
+async def _read_ours(proxy: ContentProxy, digest: str) -> None:
+    async with await proxy.reader_at(NAMESPACE, digest) as reader:
+        async for _ in reader.chunks():
+            pass
+
+
+async def run(ctx: BenchContext) -> list[Result]:
+    """Ingest and read-back throughput, in MB/s."""
+    size = (256 if ctx.quick else 1024) * MIB
+    path = ctx.workdir / "blob.bin"
+    digest = await asyncio.to_thread(_make_blob, path, size)
+    ctd, node = await ctx.containerd(), await ctx.flotilla()
+    proxy = ContentProxy(node.bus, node=node.node)
+
+    async def reset() -> None:
+        await _ctr(ctd, "content", "rm", digest)
+        with contextlib.suppress(errdefs.NotFound):  # absent on the first round
+            await proxy.delete(NAMESPACE, digest)
+
+    theirs = ("content", "ingest", "--expected-size", str(size), "--expected-digest", digest)
+    ingest_theirs = _mb_per_s(size, lambda: _ctr(ctd, *theirs, f"bench-{digest}", stdin=path))
+    ingest_ours = _mb_per_s(size, lambda: _ingest_ours(proxy, path, size, digest))
+    base, ours = await abab(ingest_theirs, ingest_ours, rounds=ctx.rounds(5), reset=reset)
+    label = f"{size // MIB} MiB"
+    results = [Result(f"content ingest {label}", "MB/s", "containerd", base, ours, True)]
+    await reset()  # both stores hold the blob again for the reads
+    await ingest_theirs()
+    await ingest_ours()
+    base, ours = await abab(
+        _mb_per_s(size, lambda: _ctr(ctd, "content", "get", digest)),
+        _mb_per_s(size, lambda: _read_ours(proxy, digest)),
+        rounds=ctx.rounds(5),
+    )
+    results.append(Result(f"content read {label}", "MB/s", "containerd", base, ours, True))
+    return results

@@ -1,0 +1,179 @@
+"""The content service as a real process on real NATS: crashes, vanished callers, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from flotilla.common import digests, errdefs, headers
+from flotilla.common.bus import Bus, connect
+from flotilla.common.events import Envelope
+from flotilla.common.subjects import EVENTS_STREAM, topic_of
+from flotilla.common.testing import ServiceProcess
+from flotilla.content import api
+from flotilla.content.events import ContentCreate, ContentDelete
+from flotilla.content.proxy import ContentProxy
+
+NODE = "it-node"
+NS = "integration"
+MIB = 1 << 20
+
+
+@pytest.fixture
+async def content(tmp_path: Path, nats_url: str) -> AsyncIterator[ServiceProcess]:
+    env = {
+        "FLOTILLA_ROOT": str(tmp_path / "root"),
+        "FLOTILLA_STATE": str(tmp_path / "state"),
+        "FLOTILLA_NATS__URLS": nats_url,
+        "FLOTILLA_NODE_ID": NODE,
+        "FLOTILLA_CONTENT__SESSION_LEASE": "1",
+        "FLOTILLA_LOG_LEVEL": "warning",
+    }
+    service = ServiceProcess("content", env)
+    yield service
+    await service.kill()
+
+
+@pytest.fixture
+def proxy(bus: Bus) -> ContentProxy:
+    return ContentProxy(bus, node=NODE, idle_timeout=3)
+
+
+def blob(size: int, seed: int) -> tuple[bytes, str]:
+    data = random.Random(seed).randbytes(size)
+    return data, digests.digest_of(data)
+
+
+async def test_kill_9_mid_write_then_resume(
+    content: ServiceProcess, bus: Bus, proxy: ContentProxy
+) -> None:
+    await content.start(bus)
+    data, digest = blob(48 * MIB, seed=1)
+    writer = await proxy.writer(NS, "crash", len(data), digest)
+
+    async def write_all() -> None:
+        for start in range(0, len(data), MIB):
+            await writer.write(data[start : start + MIB])
+
+    task = asyncio.create_task(write_all())
+    while writer.offset < 16 * MIB:
+        await asyncio.sleep(0.005)
+    await content.kill()
+    with pytest.raises((errdefs.Unavailable, errdefs.DeadlineExceeded, errdefs.Canceled)):
+        await task
+
+    await content.start(bus)
+    with pytest.raises(errdefs.NotFound):
+        await proxy.info(NS, digest)  # nothing torn, nothing unverified, is visible
+    status = await proxy.status(NS, "crash")
+    assert 16 * MIB <= status.offset <= len(data)
+    async with await proxy.writer(NS, "crash", len(data), digest) as resumed:
+        assert resumed.offset == status.offset
+        await resumed.write(data[resumed.offset :])
+        assert await resumed.commit(len(data), digest) == digest
+    async with await proxy.reader_at(NS, digest) as reader:
+        assert b"".join([c async for c in reader.chunks()]) == data
+
+
+async def test_a_vanished_writer_releases_its_ref(
+    content: ServiceProcess, bus: Bus, nats_url: str
+) -> None:
+    await content.start(bus)
+    data, digest = blob(3 * MIB, seed=2)
+    gone = await connect([nats_url], node="elsewhere", name="doomed", connect_timeout=5)
+    doomed = ContentProxy(gone, node=NODE, idle_timeout=1)
+    writer = await doomed.writer(NS, "vanish", len(data), digest)
+    await writer.write(data[:MIB])
+    await gone.nc.close()  # no goodbye: the connection just drops
+
+    survivor = ContentProxy(bus, node=NODE, idle_timeout=3)
+    with pytest.raises(errdefs.Unavailable, match="locked"):
+        await survivor.writer(NS, "vanish", len(data), digest)
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                resumed = await survivor.writer(NS, "vanish", len(data), digest)
+                break
+            except errdefs.Unavailable:
+                await asyncio.sleep(0.2)
+    async with resumed:
+        assert resumed.offset == MIB
+        await resumed.write(data[MIB:])
+        assert await resumed.commit(len(data), digest) == digest
+
+
+async def test_same_node_reader_opens_the_blob_from_disk(
+    content: ServiceProcess, bus: Bus, proxy: ContentProxy
+) -> None:
+    await content.start(bus)
+    data, digest = blob(MIB + 7, seed=3)
+    async with await proxy.writer(NS, "local", len(data), digest) as writer:
+        await writer.write(data)
+        await writer.commit(len(data), digest)
+    path = await proxy.local_path(NS, digest)
+    assert path.read_bytes() == data
+    with pytest.raises(errdefs.NotFound):
+        await proxy.local_path("another-namespace", digest)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "error"),
+    [("", errdefs.InvalidArgument), ("bad namespace!", errdefs.InvalidArgument)],
+)
+async def test_bad_namespaces_are_refused(
+    content: ServiceProcess, bus: Bus, namespace: str, error: type[Exception]
+) -> None:
+    await content.start(bus)
+    request = api.DigestRequest(digest="sha256:" + "0" * 64)
+    with pytest.raises(error):
+        await bus.call(api.INFO, request, namespace=namespace, node=NODE)
+
+
+async def test_wrong_digests_and_garbage_get_clear_errors(
+    content: ServiceProcess, bus: Bus, proxy: ContentProxy
+) -> None:
+    await content.start(bus)
+    with pytest.raises(errdefs.InvalidArgument, match="sha256:xyz"):
+        await proxy.info(NS, "sha256:xyz")
+    with pytest.raises(errdefs.NotFound):
+        await proxy.info(NS, "sha256:" + "0" * 64)
+    msg = await bus.nc.request(
+        api.INFO.subject(NODE), b"\xc1garbage", timeout=5, headers={headers.NAMESPACE: NS}
+    )
+    assert isinstance(headers.error_from(msg.headers), errdefs.InvalidArgument)
+    data, digest = blob(1000, seed=4)
+    async with await proxy.writer(NS, "wrong", len(data)) as writer:
+        await writer.write(data)
+        with pytest.raises(errdefs.FailedPrecondition, match=digest):
+            await writer.commit(len(data), "sha256:" + "1" * 64)
+    assert (await proxy.status(NS, "wrong")).offset == len(data)  # nothing lost
+
+
+async def test_sigterm_stops_cleanly(content: ServiceProcess, bus: Bus) -> None:
+    await content.start(bus)
+    assert await content.stop() == 0
+
+
+async def test_events_are_stored_in_jetstream(
+    content: ServiceProcess, bus: Bus, proxy: ContentProxy
+) -> None:
+    await content.start(bus)
+    data, digest = blob(4096, seed=5)
+    async with await proxy.writer(NS, "evented", len(data), digest) as writer:
+        await writer.write(data)
+        await writer.commit(len(data), digest)
+    await proxy.delete(NS, digest)
+    js = bus.nc.jetstream()
+    for subject, expected in (
+        ("flotilla.events.content.create", ContentCreate(digest=digest, size=len(data))),
+        ("flotilla.events.content.delete", ContentDelete(digest=digest)),
+    ):
+        stored = await js.get_last_msg(EVENTS_STREAM, subject)
+        envelope = msgspec.msgpack.decode(stored.data, type=Envelope)
+        assert (envelope.namespace, envelope.topic) == (NS, topic_of(subject))
+        assert msgspec.msgpack.decode(envelope.event, type=type(expected)) == expected
