@@ -28,13 +28,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, TypeVar
 
 from flotilla.common import digests, namespaces
 from flotilla.common.digests import Digest
 from flotilla.common.errdefs import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from flotilla.common.events import EventPublisher
+from flotilla.common.lifecycle import AsyncClosing
 from flotilla.content.events import TOPIC_CREATE, TOPIC_DELETE, ContentCreate, ContentDelete
 from flotilla.content.filters import parse_all
 from flotilla.content.local_blobs import Blobs
@@ -59,7 +59,7 @@ _PAGE: Final = 256
 _Key = tuple[str, str]
 
 
-class LocalStore:
+class LocalStore(AsyncClosing):
     """A :class:`~flotilla.content.store.Store` on local disk; see the module docstring.
 
     Construction repairs the root after a crash and blocks on disk IO: build it before
@@ -102,17 +102,6 @@ class LocalStore:
         await run_settled(self._db, self._blobs.close)
         self._db.shutdown()
         self._hashers.shutdown()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def reader_at(self, namespace: str, digest: str) -> LocalReaderAt:
         """Open a committed blob for reading."""

@@ -11,12 +11,12 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from flotilla.common import digests
 from flotilla.common.digests import Digest
 from flotilla.common.errdefs import FailedPrecondition, InvalidArgument, NotFound, OutOfRange
+from flotilla.common.lifecycle import AsyncClosing
 from flotilla.content import labels as label_rules
 from flotilla.content.local_ingest import Ingest
 from flotilla.content.local_util import run_settled, settled
@@ -34,7 +34,7 @@ CommitHook = Callable[[Ingest, Digest, dict[str, str]], Awaitable[str]]
 """Records a verified ingest as a blob, removes the ingest and announces the blob."""
 
 
-class LocalWriter:
+class LocalWriter(AsyncClosing):
     """The exclusive writer of one ingest; operations on it run one at a time."""
 
     def __init__(
@@ -123,17 +123,6 @@ class LocalWriter:
             if self._ingest is not None:
                 await self._finish(self._ingest, sync=False)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     def _live(self) -> Ingest:
         if self._ingest is not None:
             return self._ingest
@@ -151,7 +140,7 @@ class LocalWriter:
             self._release(self)
 
 
-class LocalReaderAt:
+class LocalReaderAt(AsyncClosing):
     """Reads one blob through a file descriptor opened before any delete could unlink it."""
 
     def __init__(self, fd: int, size: int) -> None:
@@ -188,17 +177,6 @@ class LocalReaderAt:
         """Close the reader once no read is in flight."""
         self._closed = True
         self._close_when_idle()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _close_when_idle(self) -> None:
         if self._closed and not self._reading and self._fd >= 0:

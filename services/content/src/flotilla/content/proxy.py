@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -18,6 +17,7 @@ from flotilla.common import errdefs
 from flotilla.common.bus import Bus, Method
 from flotilla.common.bus.stream import DEFAULT_IDLE_TIMEOUT
 from flotilla.common.bus.upload import Upload
+from flotilla.common.lifecycle import AsyncClosing
 from flotilla.content import api, convert
 from flotilla.content.store import Info, Status
 
@@ -45,7 +45,7 @@ class _Remote:
         return await self.bus.call(method, request, namespace=self.namespace, node=self.node)
 
 
-class ProxyReader:
+class ProxyReader(AsyncClosing):
     """A reader session on the service; reads keep working if the blob is deleted meanwhile."""
 
     def __init__(self, remote: _Remote, session: str, size: int) -> None:
@@ -79,19 +79,8 @@ class ProxyReader:
             self._closed = True
             await self._remote.call(api.READER_CLOSE, api.Session(session=self._session))
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class ProxyWriter:
+class ProxyWriter(AsyncClosing):
     """A writer session on the service, holding the ref's lock until closed or committed.
 
     Writes ride one upload stream that stays open between :meth:`write` calls; each call
@@ -196,17 +185,6 @@ class ProxyWriter:
             await self._settle()
         finally:
             await self._remote.call(api.WRITER_CLOSE, api.Session(session=self._session))
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 class ContentProxy:

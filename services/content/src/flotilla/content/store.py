@@ -29,9 +29,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Final, Protocol, Self
+from typing import Final, Protocol
 
+from flotilla.common.lifecycle import AsyncClosable
 from flotilla.content.filters import Adaptor
 
 __all__ = [
@@ -93,7 +93,7 @@ class Status:
     updated_at: datetime = EPOCH
 
 
-class ReaderAt(Protocol):
+class ReaderAt(AsyncClosable, Protocol):
     """Random access to one committed blob; keeps working if the blob is deleted meanwhile.
 
     Use as an async context manager, or call :meth:`close`.
@@ -122,17 +122,8 @@ class ReaderAt(Protocol):
         """Release the reader; closing twice is harmless."""
         ...
 
-    async def __aenter__(self) -> Self: ...
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-
-class Writer(Protocol):
+class Writer(AsyncClosable, Protocol):
     """The exclusive handle on one ingest, holding its ref's lock until closed or committed.
 
     Use as an async context manager (leaving it closes the writer, keeping the ingest), or
@@ -199,15 +190,6 @@ class Writer(Protocol):
     async def close(self) -> None:
         """Release the ref, keeping the ingest for a later resume; closing twice is harmless."""
         ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 class Provider(Protocol):
