@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from bench.harness import BenchContext, Result, abab
@@ -23,7 +23,7 @@ from flotilla.testkit import Containerd
 MB = 1_000_000
 MIB = 1 << 20
 NAMESPACE = "bench"
-_WRITE = 32 * MIB  # one write() call: the stream keeps eight 1 MiB chunks in flight within it
+_READ = 4 * MIB  # file reads; the stream sends them as max_payload-sized chunks
 
 
 def _make_blob(path: Path, size: int) -> str:
@@ -57,11 +57,15 @@ def _mb_per_s(size: int, action: Callable[[], Awaitable[object]]) -> Callable[[]
     return measure
 
 
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := await asyncio.to_thread(source.read, _READ):
+            yield chunk
+
+
 async def _ingest_ours(proxy: ContentProxy, path: Path, size: int, digest: str) -> None:
     async with await proxy.writer(NAMESPACE, f"bench-{digest}", size, digest) as writer:
-        with path.open("rb") as source:
-            while chunk := await asyncio.to_thread(source.read, _WRITE):
-                await writer.write(chunk)
+        await writer.copy_from(_file_chunks(path))
         await writer.commit(size, digest)
 
 

@@ -177,3 +177,25 @@ async def test_events_are_stored_in_jetstream(
         envelope = msgspec.msgpack.decode(stored.data, type=Envelope)
         assert (envelope.namespace, envelope.topic) == (NS, topic_of(subject))
         assert msgspec.msgpack.decode(envelope.event, type=type(expected)) == expected
+
+
+async def test_copy_from_streams_a_whole_blob_and_stops_on_a_source_error(
+    content: ServiceProcess, bus: Bus, proxy: ContentProxy
+) -> None:
+    await content.start(bus)
+    data, digest = blob(10 * MIB + 3, seed=6)
+
+    async def pieces(fail_after: int | None = None) -> AsyncIterator[bytes]:
+        for index, start in enumerate(range(0, len(data), 3 * MIB)):
+            if index == fail_after:
+                raise errdefs.Canceled("source broke")
+            yield data[start : start + 3 * MIB]
+
+    async with await proxy.writer(NS, "copy", len(data), digest) as writer:
+        with pytest.raises(errdefs.Canceled, match="source broke"):
+            await writer.copy_from(pieces(fail_after=2))
+    async with await proxy.writer(NS, "copy", len(data), digest) as writer:
+        assert writer.offset == 6 * MIB  # what was sent before the source broke is kept
+        await writer.truncate(0)
+        await writer.copy_from(pieces())
+        assert await writer.commit(len(data), digest) == digest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from typing import Final
 
 from flotilla.common.bus import Bus
@@ -45,9 +46,13 @@ async def _ingest(store: ContentProxy, ns: str, args: argparse.Namespace) -> str
     async with await store.writer(ns, args.ref, args.expected_size, expected) as writer:
         if writer.offset:
             await asyncio.to_thread(sys.stdin.buffer.read, writer.offset)  # resume
-        while chunk := await asyncio.to_thread(sys.stdin.buffer.read, _READ):
-            await writer.write(chunk)
+        await writer.copy_from(_stdin_chunks())
         return await writer.commit(args.expected_size, expected)
+
+
+async def _stdin_chunks() -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(sys.stdin.buffer.read, _READ):
+        yield chunk
 
 
 async def _get(store: ContentProxy, ns: str, digest: str) -> None:

@@ -132,6 +132,22 @@ class ProxyWriter(AsyncClosing):
             raise
         self._offset += len(data)
 
+    async def copy_from(self, chunks: AsyncIterator[bytes]) -> None:
+        """Append every chunk, streaming them all before waiting for the service once.
+
+        Unlike a loop of :meth:`write` calls, which each wait until the service has written
+        their bytes, the stream here stays full from the first chunk to the last.
+        """
+        upload = await self._upload()
+        try:
+            async for chunk in chunks:
+                await upload.send(chunk)
+                self._offset += len(chunk)
+            await upload.sync()
+        except BaseException:
+            await self._settle()
+            raise
+
     async def _settle(self) -> None:
         """End the open upload stream, if any, and take the service's word for the offset."""
         if self._stream is None:
