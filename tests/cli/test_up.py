@@ -35,6 +35,7 @@ class Stack:
     process: asyncio.subprocess.Process
     env: dict[str, str]
     lines: list[str]
+    log: Path
 
     async def flotilla(self, *args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
@@ -72,11 +73,12 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         FLOTILLA_METRICS__LISTEN="127.0.0.1:0",
         FLOTILLA_NODE_ID="node-a",
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flotilla.cli", "up", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    stack = Stack(process, env, [])
+    with (tmp_path / "up.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "flotilla.cli", "up", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    stack = Stack(process, env, [], tmp_path / "up.log")
     try:
         yield stack
     finally:
@@ -142,3 +144,15 @@ async def test_status_without_a_bus_says_unavailable(tmp_path: Path) -> None:
     _, err = await proc.communicate()
     assert proc.returncode == 1
     assert err.decode().startswith("flotilla: Unavailable: cannot reach NATS")
+
+
+async def test_ctrl_c_on_the_terminal_stops_everything_in_order(stack: Stack) -> None:
+    await stack.wait_for_line("flotilla is up")
+    pids = stack.pids()
+    os.killpg(stack.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    assert await asyncio.wait_for(stack.process.wait(), 30) == 0
+    log = stack.log.read_text()
+    assert "ignored SIGTERM" not in log  # every service drained before NATS went away
+    assert "Traceback" not in log
+    for pid in pids.values():
+        assert not alive(pid)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ from flotilla.common.bus import Bus, connect
 from flotilla.common.config import Config
 from flotilla.common.events.jetstream import ensure_events_stream
 from flotilla.common.natsserver import EmbeddedNats
+from flotilla.common.process import CHILD_OPTIONS
 
 __all__ = ["SERVICES", "Supervisor"]
 
@@ -36,12 +36,6 @@ SERVICES: Final = ("content", "snapshots", "images", "tasks", "gateway")
 _GRACE: Final = 10.0
 _MAX_BACKOFF: Final = 30.0
 _STABLE_AFTER: Final = 60.0  # a service that ran this long has its backoff reset
-
-
-def _die_with_parent() -> None:
-    # Linux prctl(PR_SET_PDEATHSIG, SIGTERM): a child outlives no crashed supervisor.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
 @dataclass
@@ -118,7 +112,7 @@ class Supervisor:
             "-m",
             f"flotilla.{child.service}",
             env=self._env,
-            preexec_fn=_die_with_parent,
+            **CHILD_OPTIONS,
         )
         child.started = time.monotonic()
         child.watcher = asyncio.create_task(self._watch(child))

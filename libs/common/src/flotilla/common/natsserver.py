@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from flotilla.common import errdefs
+from flotilla.common.process import CHILD_OPTIONS
 
 __all__ = ["EmbeddedNats", "nats_server_binary"]
 
@@ -66,6 +67,7 @@ class EmbeddedNats:
             *args,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            **CHILD_OPTIONS,
         )
         async with asyncio.timeout(timeout):
             if not self.port:

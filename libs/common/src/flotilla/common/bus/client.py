@@ -239,6 +239,7 @@ def _options(
         "reconnect_time_wait": 0.25,
         "connect_timeout": 2,
         "pending_size": 64 * 1024 * 1024,
+        "drain_timeout": 5,
         "error_cb": on_error,
         "disconnected_cb": on_disconnect,
         "reconnected_cb": on_reconnect,
