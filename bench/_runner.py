@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from bench._machine import machine_info, versions
 from bench.harness import BenchContext, Result
 from bench.report import format_table, to_json, write_chart, write_json
@@ -157,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(discover(args.bench_dir)))
         return 0
     try:
-        return asyncio.run(_run(args))
+        # uvloop, as every Flotilla service runs (flotilla.common.runtime); both sides share it.
+        return uvloop.run(_run(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted: everything started was stopped and removed", file=sys.stderr)
         return 130

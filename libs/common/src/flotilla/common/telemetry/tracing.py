@@ -6,6 +6,7 @@ called from a process's entry point to install the SDK provider and an exporter.
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import IO
 
@@ -16,8 +17,14 @@ __all__ = ["configure_tracing", "extract", "inject", "tracer"]
 _TRACER_NAME = "flotilla.bus"
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
-    """The bus tracer (resolved at call time, so a provider installed later is used)."""
+    """The bus tracer, looked up once.
+
+    Before a provider is installed this is OpenTelemetry's proxy tracer, which delegates to
+    the provider once one is set, so caching it is safe (and saves an environment lookup
+    per request).
+    """
     return trace.get_tracer(_TRACER_NAME)
 
 
