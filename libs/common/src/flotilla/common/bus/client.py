@@ -67,9 +67,7 @@ class Bus:
     ) -> Resp:
         """Call a unary method and return its decoded response, or raise its errdefs error."""
         subject = self._subject(method, node)
-        with tracing.tracer().start_as_current_span(
-            f"{method.service}.{method.name}", kind=trace.SpanKind.CLIENT
-        ):
+        with tracing.span(method.span_name, trace.SpanKind.CLIENT):
             hdrs = self._headers(namespace, timeout)
             msg = await self._request(subject, encode(request), hdrs, timeout)
             if (error := headers.error_from(msg.headers)) is not None:

@@ -62,17 +62,30 @@ class Method(Generic[Req, Resp]):
     node_local: bool = False
     request_decoder: msgspec.msgpack.Decoder[Req] = field(init=False, repr=False)
     response_decoder: msgspec.msgpack.Decoder[Resp] = field(init=False, repr=False)
+    _cluster_subject: str = field(init=False, repr=False)
+    _node_subjects: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        method_subject(self.service, self.name)  # validates the tokens once
+        object.__setattr__(self, "_cluster_subject", method_subject(self.service, self.name))
+        object.__setattr__(self, "_node_subjects", {})
         object.__setattr__(self, "request_decoder", msgspec.msgpack.Decoder(self.request))
         object.__setattr__(self, "response_decoder", msgspec.msgpack.Decoder(self.response))
 
+    @property
+    def span_name(self) -> str:
+        """``<service>.<method>``, the name of this method's spans."""
+        return f"{self.service}.{self.name}"
+
     def subject(self, node: str | None = None) -> str:
         """The subject to call; node-local methods need the node."""
-        if self.node_local and node is None:
+        if not self.node_local:
+            return self._cluster_subject
+        if node is None:
             raise errdefs.InvalidArgument(f"{self.service}.{self.name} is node-local: name a node")
-        return method_subject(self.service, self.name, node if self.node_local else None)
+        subject = self._node_subjects.get(node)
+        if subject is None:  # validated once per node, not per call
+            subject = self._node_subjects[node] = method_subject(self.service, self.name, node)
+        return subject
 
     def decode_request(self, data: bytes) -> Req:
         """Decode a request body."""

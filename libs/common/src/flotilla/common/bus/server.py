@@ -143,12 +143,10 @@ class ServiceHost:
 
     async def _serve(self, endpoint: _Endpoint, msg: Msg) -> None:
         started = time.perf_counter()
-        name = f"{self.name}.{endpoint.method.name}"
+        name = endpoint.method.span_name
         error: errdefs.ErrdefsError | None = None
         parent = tracing.extract(msg.headers)
-        with tracing.tracer().start_as_current_span(
-            name, context=parent, kind=trace.SpanKind.SERVER
-        ) as span:
+        with tracing.span(name, trace.SpanKind.SERVER, parent) as span:
             try:
                 await self._run(endpoint, msg)
             except asyncio.CancelledError:
