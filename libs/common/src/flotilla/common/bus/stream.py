@@ -41,6 +41,7 @@ ACK: Final = "Flotilla-Ack"
 CANCEL: Final = "Flotilla-Cancel"
 
 DEFAULT_WINDOW: Final = 16
+ACK_EVERY: Final = 4  # at most a quarter of the window goes unacknowledged while chunks queue
 DEFAULT_IDLE_TIMEOUT: Final = 30.0
 # Room left in each message for subject, reply and headers.
 _HEADROOM: Final = 4096
@@ -176,6 +177,7 @@ class Receiver:
         # Bounded by the sender's window; unbounded here so a callback never blocks the reader.
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._next_seq = 1
+        self._acked = 0
         self.finished = False
 
     def on_data(self, msg: Msg) -> None:
@@ -196,11 +198,17 @@ class Receiver:
                 raise error
             if EOS in hdrs:
                 self._check_complete(int(hdrs[EOS]))
+                if self._acked < self._next_seq - 1:
+                    await self._ack(self._next_seq - 1)
                 self.finished = True
                 return
             self._check_order(int(hdrs.get(SEQ, "0")))
             yield msg.data
-            await self._ack(self._next_seq - 1)
+            consumed = self._next_seq - 1
+            # Acknowledge in batches while more chunks wait, and always once the queue runs dry,
+            # so the sender learns of everything consumed as soon as it could matter to it.
+            if self._queue.empty() or consumed - self._acked >= ACK_EVERY:
+                await self._ack(consumed)
 
     async def _next(self) -> Msg:
         try:
@@ -222,6 +230,7 @@ class Receiver:
             )
 
     async def _ack(self, seq: int) -> None:
+        self._acked = seq
         if self.ack_subject:
             await self._nc.publish(self.ack_subject, b"", headers={ACK: str(seq)})
 
