@@ -23,7 +23,7 @@ from flotilla.common.bus import Bus, ServiceHost, connect
 from flotilla.common.telemetry.logs import configure_logging
 from flotilla.common.telemetry.tracing import configure_tracing
 
-__all__ = ["Builder", "bare_builder", "embedded_url", "main", "nats_urls", "serve"]
+__all__ = ["Builder", "bare_builder", "embedded_url", "main_bare", "main", "nats_urls", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +107,8 @@ def bare_builder(service: str, description: str) -> Builder:
         return ServiceHost(bus, service, __version__, description)
 
     return build
+
+
+def main_bare(service: str, description: str) -> None:
+    """Run a service whose endpoints have not landed yet (discovery and metrics only)."""
+    main(service, bare_builder(service, description))

@@ -1,17 +1,13 @@
-"""Composition root of the gateway service (``python -m flotilla.gateway``).
+"""Entry point of the gateway service (``python -m flotilla.gateway``).
 
-Only discovery and metrics are served until the service's own endpoints land.
+Only discovery and metrics are served until the service's own endpoints land; its composition
+root (``build``) arrives with them.
 """
 
 from flotilla.common import runtime
 
-build = runtime.bare_builder("gateway", "containerd's gRPC API and an HTTP/JSON API over the bus")
-
-
-def main() -> None:
-    """Run the gateway service until SIGTERM."""
-    runtime.main("gateway", build)
-
-
 if __name__ == "__main__":
-    main()
+    runtime.main_bare(
+        "gateway",
+        "containerd's gRPC API and an HTTP/JSON API over the bus",
+    )
