@@ -3,10 +3,7 @@
 import json
 import logging
 
-import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -14,23 +11,6 @@ from flotilla.common.bus import Bus, Empty, Method, MetricsText, ServiceHost
 from flotilla.common.telemetry.logs import JsonFormatter
 
 from .echo_service import ECHO, Echo
-
-_exporter = InMemorySpanExporter()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _provider() -> None:
-    # The global provider can be set once per process; every test here shares it.
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_exporter))
-        trace.set_tracer_provider(provider)
-
-
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    _exporter.clear()
-    return _exporter
 
 
 async def test_server_span_continues_the_callers_trace(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flotilla.common import digests, errdefs, headers
 from flotilla.common.bus import Bus, connect
@@ -199,3 +202,33 @@ async def test_copy_from_streams_a_whole_blob_and_stops_on_a_source_error(
         await writer.truncate(0)
         await writer.copy_from(pieces())
         assert await writer.commit(len(data), digest) == digest
+
+
+async def test_a_trace_follows_the_request_into_the_service_process(
+    tmp_path: Path, nats_url: str, bus: Bus, spans: InMemorySpanExporter
+) -> None:
+    trace_file = tmp_path / "spans.jsonl"
+    service = ServiceProcess(
+        "content",
+        {
+            "FLOTILLA_ROOT": str(tmp_path / "root"),
+            "FLOTILLA_NATS__URLS": nats_url,
+            "FLOTILLA_NODE_ID": NODE,
+            "FLOTILLA_TELEMETRY__TRACES": "console",
+            "FLOTILLA_TELEMETRY__TRACE_FILE": str(trace_file),
+        },
+    )
+    await service.start(bus)
+    try:
+        tracer = trace.get_tracer("test")
+        with tracer.start_as_current_span("user request") as outer, pytest.raises(errdefs.NotFound):
+            await ContentProxy(bus, node=NODE).info(NS, "sha256:" + "0" * 64)
+    finally:
+        await service.stop()
+    client = next(s for s in spans.get_finished_spans() if s.name == "content.info")
+    remote = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    (server,) = [s for s in remote if s["name"] == "content.info"]
+    assert server["context"]["trace_id"] == f"0x{outer.get_span_context().trace_id:032x}"
+    assert server["parent_id"] == f"0x{client.context.span_id:016x}"
+    assert server["kind"] == "SpanKind.SERVER"
+    assert server["resource"]["attributes"]["service.name"] == "flotilla-content"
