@@ -51,11 +51,6 @@ class Context:
             raise errdefs.InvalidArgument("namespace is required")
         return value
 
-    @property
-    def namespace_or_none(self) -> str | None:
-        """The namespace if the request named one."""
-        return self.headers.get(headers.NAMESPACE) or None
-
     def remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), or None without one."""
         return None if self.deadline is None else self.deadline - time.monotonic()

@@ -26,6 +26,7 @@ from nats.micro.service import (
     ServiceVerb,
     control_subject,
 )
+from nats.nuid import NUID
 
 from flotilla.common.bus.client import Bus
 
@@ -73,7 +74,7 @@ class Discovery:
 
     def __init__(self, bus: Bus, service: str, version: str, description: str) -> None:
         self._bus = bus
-        self.id = bus.nc._nuid.next().decode()
+        self.id = NUID().next().decode()
         self.name = SERVICE_PREFIX + service
         self.version = version
         self.description = description
