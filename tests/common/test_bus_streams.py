@@ -125,3 +125,14 @@ async def test_upload_to_nobody_is_unavailable(bus: Bus, echo: ServiceHost) -> N
     await echo.stop()
     with pytest.raises(errdefs.Unavailable):
         await bus.upload(DIGEST, Echo(), produce(1, 10))
+
+
+async def test_stopping_ends_open_streams_with_unavailable(bus: Bus, echo: ServiceHost) -> None:
+    async with bus.open_upload(DIGEST, Echo()) as upload:
+        await upload.send(pattern(0, 1024))
+        await upload.sync()
+        # The peer keeps the stream open and idle; stopping must not wait out the grace.
+        async with asyncio.timeout(10):
+            await echo.stop(grace=60)
+        with pytest.raises(errdefs.Unavailable, match="stopping"):
+            await upload.finish()

@@ -79,6 +79,7 @@ class ServiceHost:
         self.discovery = Discovery(bus, name, version, description)
         self._endpoints: list[_Endpoint] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        self._streams: set[asyncio.Task[None]] = set()
         self.unary(Method(name, "metrics", Empty, MetricsText, node_local=True), self._metrics)
 
     def unary(self, method: Method[Req, Resp], handler: UnaryHandler[Req, Resp]) -> None:
@@ -110,7 +111,12 @@ class ServiceHost:
         log.info("serving", extra={"endpoints": [e.stat.subject for e in self._endpoints]})
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Stop taking requests, let in-flight ones finish within ``grace``, cancel the rest."""
+        """Stop taking requests, let in-flight ones finish within ``grace``, cancel the rest.
+
+        Open streams are ended at once, with Unavailable: a stream lasts as long as its peer
+        keeps it open (a writer session's upload may idle for minutes), and every stream is
+        resumable (a writer continues at the stored offset, a reader asks for the rest).
+        """
         for endpoint in self._endpoints:
             if endpoint.subscription is not None:
                 with contextlib.suppress(Exception):
@@ -119,6 +125,8 @@ class ServiceHost:
         await self.discovery.stop()
         with contextlib.suppress(Exception):
             await self.bus.nc.flush(timeout=2)  # the server knows we left before we return
+        for task in self._streams:
+            task.cancel()
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in pending:
@@ -138,6 +146,9 @@ class ServiceHost:
             task = asyncio.create_task(self._serve(endpoint, msg))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
+            if endpoint.kind != "unary":
+                self._streams.add(task)
+                task.add_done_callback(self._streams.discard)
 
         return dispatch
 
