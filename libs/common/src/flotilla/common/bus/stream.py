@@ -33,6 +33,7 @@ __all__ = [
     "chunk_size",
     "closable",
     "send_all",
+    "send_chunk",
 ]
 
 SEQ: Final = "Flotilla-Seq"
@@ -116,16 +117,28 @@ async def send_all(
     Chunks larger than :func:`chunk_size` are split. The end-of-stream marker is *not* sent here:
     the caller sends it (with or without an error) via :func:`send_eos`.
     """
-    limit = chunk_size(nc)
     seq = 0
     async with contextlib.aclosing(closable(chunks)) as closing:
         async for chunk in closing:
-            view = memoryview(chunk)
-            for start in range(0, len(view), limit):
-                seq += 1
-                await credit.wait_for_room(seq)
-                piece = view[start : start + limit].tobytes() if len(view) > limit else chunk
-                await nc.publish(data_subject, piece, reply=reply, headers={SEQ: str(seq)})
+            seq = await send_chunk(nc, chunk, data_subject, credit, seq, reply)
+    return seq
+
+
+async def send_chunk(
+    nc: Client, data: bytes, data_subject: str, credit: Credit, seq: int, reply: str = ""
+) -> int:
+    """Publish ``data`` after chunk ``seq``, split to fit max_payload, under credit.
+
+    Returns:
+        The sequence number of the last chunk published.
+    """
+    limit = chunk_size(nc)
+    view = memoryview(data)
+    for start in range(0, len(view), limit):
+        seq += 1
+        await credit.wait_for_room(seq)
+        piece = view[start : start + limit].tobytes() if len(view) > limit else data
+        await nc.publish(data_subject, piece, reply=reply, headers={SEQ: str(seq)})
     return seq
 
 

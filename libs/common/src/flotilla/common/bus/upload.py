@@ -57,14 +57,9 @@ class Upload(Generic[Resp]):
         """Send ``data`` in chunks that fit the server's max_payload, under credit."""
         if self._data_subject is None:
             return
-        limit = stream.chunk_size(self._nc)
-        view = memoryview(data)
-        for start in range(0, len(view), limit):
-            self.seq += 1
-            await self.credit.wait_for_room(self.seq)
-            piece = view[start : start + limit].tobytes() if len(view) > limit else data
-            hdrs = {stream.SEQ: str(self.seq)}
-            await self._nc.publish(self._data_subject, piece, reply=self.inbox, headers=hdrs)
+        self.seq = await stream.send_chunk(
+            self._nc, data, self._data_subject, self.credit, self.seq, self.inbox
+        )
 
     async def sync(self) -> None:
         """Wait until the sink has consumed every chunk sent so far."""
