@@ -34,6 +34,7 @@ from flotilla.common import digests
 from flotilla.common.digests import Digest, Hasher
 from flotilla.common.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from flotilla.content.local_util import from_ns, write_atomic
+from flotilla.content.local_writeback import Writeback
 from flotilla.content.store import Status
 
 __all__ = ["Ingest", "IngestMeta", "ingest_dir", "read_status", "recover_ingests", "remove_ingest"]
@@ -220,6 +221,7 @@ class Ingest:
         self._data_fd = data_fd
         algorithm = digests.parse(meta.expected).algorithm if meta.expected else digests.CANONICAL
         self.hasher, self.offset = _hash_file(data_fd, algorithm)
+        self._writeback = Writeback(data_fd, self.offset)
         self.updated_ns = os.fstat(data_fd).st_mtime_ns
         self.closed = False
         self._failed = False
@@ -303,6 +305,7 @@ class Ingest:
             self.hasher.update(data)
         self.offset += len(data)
         self.updated_ns = time.time_ns()
+        self._writeback.written(self.offset)
 
     def truncate(self, size: int) -> None:
         """Cut the data back to ``size`` bytes (at most the offset) and re-hash what stays."""
@@ -310,6 +313,7 @@ class Ingest:
         os.ftruncate(self._data_fd, size)
         self.hasher, self.offset = _hash_file(self._data_fd, self.hasher.name, size)
         self.updated_ns = time.time_ns()
+        self._writeback.written(self.offset)
 
     def verify(self, size: int, expected: Digest | None) -> Digest:
         """Make the data durable and check it against ``size`` and ``expected``.
