@@ -70,7 +70,9 @@ def service_config(root: Path, lease: float = 30.0) -> Config:
     )
 
 
-class TestContentThroughTheBus(ContentSuite):
+class TestContentSameNode(ContentSuite):
+    """A caller on the service's node: requests over the bus, bytes into the ingest's file."""
+
     @pytest.fixture
     async def service(self, tmp_path: Path, nats_url: str) -> AsyncIterator[ServiceUnderTest]:
         service = ServiceUnderTest(service_config(tmp_path / "root"), nats_url)
@@ -87,7 +89,9 @@ class TestContentThroughTheBus(ContentSuite):
 
     @pytest.fixture
     def store(self, service: ServiceUnderTest, bus: Bus, events: EventLog) -> Store:
-        return ContentProxy(bus, node=NODE)
+        proxy = ContentProxy(bus, node=NODE)
+        assert proxy.same_node_files
+        return proxy
 
     @pytest.fixture
     def restart(self, service: ServiceUnderTest, store: Store) -> Restart:
@@ -97,3 +101,11 @@ class TestContentThroughTheBus(ContentSuite):
             return store
 
         return restart
+
+
+class TestContentOverNats(TestContentSameNode):
+    """A caller elsewhere: every byte rides the bus."""
+
+    @pytest.fixture
+    def store(self, service: ServiceUnderTest, bus: Bus, events: EventLog) -> Store:
+        return ContentProxy(bus, node=NODE, same_node_files=False)

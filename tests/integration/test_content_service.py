@@ -44,7 +44,24 @@ async def content(tmp_path: Path, nats_url: str) -> AsyncIterator[ServiceProcess
 
 @pytest.fixture
 def proxy(bus: Bus) -> ContentProxy:
+    """A caller on another node than the service's: every byte rides the bus."""
     return ContentProxy(bus, node=NODE, idle_timeout=3)
+
+
+@pytest.fixture
+async def neighbour(nats_url: str) -> AsyncIterator[ContentProxy]:
+    """A caller on the service's node: bytes go straight into the ingest's file."""
+    local = await connect([nats_url], node=NODE, name="neighbour", connect_timeout=5)
+    yield ContentProxy(local, idle_timeout=3)
+    await local.close()
+
+
+@pytest.fixture(params=["over NATS", "same node"])
+def caller(request: pytest.FixtureRequest, proxy: ContentProxy) -> ContentProxy:
+    if request.param == "over NATS":
+        return proxy
+    neighbour: ContentProxy = request.getfixturevalue("neighbour")
+    return neighbour
 
 
 def blob(size: int, seed: int) -> tuple[bytes, str]:
@@ -53,11 +70,13 @@ def blob(size: int, seed: int) -> tuple[bytes, str]:
 
 
 async def test_kill_9_mid_write_then_resume(
-    content: ServiceProcess, bus: Bus, proxy: ContentProxy
+    content: ServiceProcess, bus: Bus, caller: ContentProxy
 ) -> None:
     await content.start(bus)
+    proxy = caller
     data, digest = blob(48 * MIB, seed=1)
     writer = await proxy.writer(NS, "crash", len(data), digest)
+    assert writer.same_node == proxy.same_node_files
 
     async def write_all() -> None:
         for start in range(0, len(data), MIB):

@@ -15,13 +15,14 @@ from flotilla.common.bus.stream import chunk_size
 from flotilla.common.config import Config
 from flotilla.common.events.jetstream import JetStreamPublisher, ensure_events_stream
 from flotilla.content.local import LocalStore
+from flotilla.content.local_handles import LocalWriter
 from flotilla.content.service import ContentService
-from flotilla.content.store import ReaderAt, Writer
+from flotilla.content.store import ReaderAt
 
 __all__ = ["build", "main"]
 
 
-async def _close_writer(writer: Writer) -> None:
+async def _close_writer(writer: LocalWriter) -> None:
     await writer.close()
 
 

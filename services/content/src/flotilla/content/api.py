@@ -6,7 +6,9 @@ one node's disk. The namespace travels in the ``Flotilla-Namespace`` header.
 Writers and readers are *sessions*: ``writer_open`` takes the ref's lock and returns a session id
 that ``write``, ``commit``, ``writer_stat``, ``truncate`` and ``writer_close`` name; a session
 idle for longer than the service's lease is closed (the ingest is kept, the lock released), so a
-caller that vanished never holds a ref for ever. Readers likewise keep the blob open, so a read
+caller that vanished never holds a ref for ever. A writer on the service's node may skip the
+bus for the bytes: it writes into the ingest's file (``WriterOpened.path``) and reports how far
+with ``written``. Readers likewise keep the blob open, so a read
 that began before a delete finishes.
 """
 
@@ -36,6 +38,7 @@ __all__ = [
     "WRITER_CLOSE",
     "WRITER_OPEN",
     "WRITER_STAT",
+    "WRITTEN",
     "BlobInfo",
     "IngestStatus",
 ]
@@ -120,10 +123,18 @@ class Session(_Wire, frozen=True):
 
 
 class WriterOpened(_Wire, frozen=True):
-    """A writer session and where its ingest stands."""
+    """A writer session, where its ingest stands, and the ingest's file on the service's node."""
 
     session: str
     status: IngestStatus
+    path: str = ""
+
+
+class Written(_Wire, frozen=True):
+    """A same-node writer wrote the ingest's file up to ``end``: hash and take in those bytes."""
+
+    session: str
+    end: int
 
 
 class WriteRequest(_Wire, frozen=True):
@@ -195,6 +206,7 @@ LIST_STATUSES: Method[FilterRequest, Statuses] = _method("list_statuses", Filter
 ABORT: Method[RefRequest, Empty] = _method("abort", RefRequest, Empty)
 WRITER_OPEN: Method[WriterOpen, WriterOpened] = _method("writer_open", WriterOpen, WriterOpened)
 WRITE: Method[WriteRequest, IngestStatus] = _method("write", WriteRequest, IngestStatus)
+WRITTEN: Method[Written, IngestStatus] = _method("written", Written, IngestStatus)
 TRUNCATE: Method[TruncateRequest, IngestStatus] = _method("truncate", TruncateRequest, IngestStatus)
 WRITER_STAT: Method[Session, WriterStat] = _method("writer_stat", Session, WriterStat)
 COMMIT: Method[CommitRequest, DigestRequest] = _method("commit", CommitRequest, DigestRequest)

@@ -11,6 +11,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Final
 
 from flotilla.common import digests
@@ -71,6 +72,19 @@ class LocalWriter(AsyncClosing):
                 ingest.append(data)
             else:
                 await run_settled(None, ingest.append, data, self._hasher_pool)
+
+    @property
+    def data_path(self) -> Path:
+        """The ingest's data file, for a same-node writer to write into (see :meth:`adopt`)."""
+        return self._live().data_path
+
+    async def adopt(self, end: int) -> None:
+        """Take in what a same-node writer wrote into :attr:`data_path`, up to ``end``.
+
+        The writer appends at :attr:`offset` and must not touch bytes once reported.
+        """
+        async with self._busy:
+            await run_settled(None, self._live().adopt, end)
 
     async def truncate(self, size: int) -> None:
         """Drop the bytes from ``size`` on."""

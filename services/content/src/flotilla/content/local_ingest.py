@@ -9,7 +9,12 @@ Each ingest lives in ``ingest/<sha256(namespace NUL ref)>/``:
 - ``meta.json``: namespace, ref, total, expected digest and start time, replaced atomically.
 
 The data file is created before ``meta.json``; a directory without a readable ``meta.json``
-is a torn start and is recreated by the next writer, or removed at start-up. Commit
+is a torn start and is recreated by the next writer, or removed at start-up.
+
+A writer on the same node may write into ``data`` itself and then report how far it got
+(:meth:`Ingest.adopt`): the bytes then never cross the bus, and this side only hashes them.
+Bytes past the last reported end are not part of this writer's ingest (commit cuts them off),
+but after a crash the file's size is again the offset. Commit
 hard-links ``data`` into ``blobs/`` and then removes the ingest; a data file with more than
 one link is therefore a committed blob whose ingest a crash left behind: it is never written
 to again, and counts as no ingest at all.
@@ -32,7 +37,13 @@ import msgspec
 
 from flotilla.common import digests
 from flotilla.common.digests import Digest, Hasher
-from flotilla.common.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from flotilla.common.errdefs import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    Unavailable,
+)
 from flotilla.content.local_util import from_ns, write_atomic
 from flotilla.content.local_writeback import Writeback
 from flotilla.content.store import Status
@@ -194,18 +205,28 @@ def _is_current(fd: int, path: Path) -> bool:
     return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
+def _hash_range(hashed: Hasher, fd: int, offset: int, end: int | None = None) -> int:
+    """Add the bytes of ``fd`` from ``offset`` to ``end`` (the end of file when ``None``).
+
+    Returns:
+        Where the hashed bytes end.
+    """
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    while end is None or offset < end:
+        want = CHUNK if end is None else min(CHUNK, end - offset)
+        got = os.preadv(fd, [view[:want]], offset)
+        if not got:
+            break
+        hashed.update(view[:got])
+        offset += got
+    return offset
+
+
 def _hash_file(fd: int, algorithm: str, size: int | None = None) -> tuple[Hasher, int]:
     """Hash the first ``size`` bytes (all when ``None``) of ``fd``, a chunk at a time."""
     hashed = digests.hasher(algorithm)
-    offset = 0
-    while size is None or offset < size:
-        want = CHUNK if size is None else min(CHUNK, size - offset)
-        chunk = os.pread(fd, want, offset)
-        if not chunk:
-            break
-        hashed.update(chunk)
-        offset += len(chunk)
-    return hashed, offset
+    return hashed, _hash_range(hashed, fd, 0, size)
 
 
 class Ingest:
@@ -307,6 +328,30 @@ class Ingest:
         self.updated_ns = time.time_ns()
         self._writeback.written(self.offset)
 
+    def adopt(self, end: int) -> None:
+        """Take in the bytes a same-node writer wrote into the data file, up to ``end``.
+
+        Raises:
+            OutOfRange: if ``end`` is before the offset.
+            FailedPrecondition: if the file holds fewer than ``end`` bytes: the writer did not
+                write what it reports (or wrote into another file); nothing is taken in.
+        """
+        self._check()
+        if end < self.offset:
+            raise OutOfRange(f"ref {self.meta.ref}: reported end {end} before offset {self.offset}")
+        held = os.fstat(self._data_fd).st_size
+        if held < end:
+            raise FailedPrecondition(
+                f"ref {self.meta.ref}: writer reports {end} bytes, the ingest file holds {held}"
+            )
+        try:
+            self.offset = _hash_range(self.hasher, self._data_fd, self.offset, end)
+        except BaseException:
+            self._failed = True
+            raise
+        self.updated_ns = time.time_ns()
+        self._writeback.written(self.offset)
+
     def truncate(self, size: int) -> None:
         """Cut the data back to ``size`` bytes (at most the offset) and re-hash what stays."""
         self._check()
@@ -322,6 +367,8 @@ class Ingest:
             FailedPrecondition: on a mismatch, naming the expected and actual values.
         """
         self._check()
+        if os.fstat(self._data_fd).st_size != self.offset:
+            os.ftruncate(self._data_fd, self.offset)  # bytes a same-node writer never reported
         os.fsync(self._data_fd)
         if size and size != self.offset:
             raise FailedPrecondition(

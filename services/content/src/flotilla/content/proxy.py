@@ -1,11 +1,13 @@
 """A :class:`~flotilla.content.store.Store` that talks to a node's content service over the bus.
 
-A writer's bytes ride one upload stream that stays open across ``write()`` calls; reads are
-ranged download streams from a reader session.
+A writer's bytes ride one upload stream that stays open across ``write()`` calls, or, on the
+service's own node, go straight into the ingest's file (:mod:`flotilla.content.proxy_file`);
+reads are ranged download streams from a reader session.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -19,6 +21,7 @@ from flotilla.common.bus.stream import DEFAULT_IDLE_TIMEOUT
 from flotilla.common.bus.upload import Upload
 from flotilla.common.lifecycle import AsyncClosing
 from flotilla.content import api, convert
+from flotilla.content.proxy_file import IngestFile, copy_reporting
 from flotilla.content.store import Info, Status
 
 __all__ = ["ContentProxy", "ProxyReader", "ProxyWriter"]
@@ -43,6 +46,10 @@ class _Remote:
 
     async def call(self, method: Method[Req, Resp], request: Req) -> Resp:
         return await self.bus.call(method, request, namespace=self.namespace, node=self.node)
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 class ProxyReader(AsyncClosing):
@@ -85,14 +92,18 @@ class ProxyWriter(AsyncClosing):
 
     Writes ride one upload stream that stays open between :meth:`write` calls; each call
     returns once the service has written its bytes, as containerd's Write does. Any other
-    call first ends that stream.
+    call first ends that stream. Given the ingest's ``file`` (same node), writes go there
+    instead and the service is told how far they got.
     """
 
-    def __init__(self, remote: _Remote, session: str, status: Status) -> None:
+    def __init__(
+        self, remote: _Remote, session: str, status: Status, file: IngestFile | None = None
+    ) -> None:
         self._remote = remote
         self._session = session
         self._ref = status.ref
         self._offset = status.offset
+        self._file = file
         self._stream: tuple[AsyncExitStack, Upload[api.IngestStatus]] | None = None
         self._done = False
 
@@ -121,8 +132,16 @@ class ProxyWriter(AsyncClosing):
             self._stream = (stack, upload)
         return self._stream[1]
 
+    @property
+    def same_node(self) -> bool:
+        """Whether the bytes go straight into the ingest's file rather than over the bus."""
+        return self._file is not None
+
     async def write(self, data: bytes) -> None:
         """Append ``data``; returns once the service has written it."""
+        if self._file is not None:
+            await self._copy_into_file(self._file, _one(data))
+            return
         upload = await self._upload()
         try:
             await upload.send(data)
@@ -138,6 +157,9 @@ class ProxyWriter(AsyncClosing):
         Unlike a loop of :meth:`write` calls, which each wait until the service has written
         their bytes, the stream here stays full from the first chunk to the last.
         """
+        if self._file is not None:
+            await self._copy_into_file(self._file, chunks)
+            return
         upload = await self._upload()
         try:
             async for chunk in chunks:
@@ -147,6 +169,20 @@ class ProxyWriter(AsyncClosing):
         except BaseException:
             await self._settle()
             raise
+
+    async def _copy_into_file(self, file: IngestFile, chunks: AsyncIterator[bytes]) -> None:
+        self._check_open()
+        try:
+            self._offset = await copy_reporting(file, chunks, self._offset, self._report)
+        except BaseException:
+            # Bytes may be in the file that the service never took in: it says where we are.
+            with contextlib.suppress(errdefs.ErrdefsError):
+                self._offset = (await self._stat()).status.offset
+            raise
+
+    async def _report(self, end: int) -> int:
+        request = api.Written(session=self._session, end=end)
+        return (await self._remote.call(api.WRITTEN, request)).offset
 
     async def _settle(self) -> None:
         """End the open upload stream, if any, and take the service's word for the offset."""
@@ -187,6 +223,7 @@ class ProxyWriter(AsyncClosing):
             await self.close()
             raise
         self._done = True
+        self._close_file()
         request = api.CommitRequest(
             session=self._session, size=size, expected=expected or "", labels=dict(labels or {})
         )
@@ -200,7 +237,12 @@ class ProxyWriter(AsyncClosing):
         try:
             await self._settle()
         finally:
+            self._close_file()
             await self._remote.call(api.WRITER_CLOSE, api.Session(session=self._session))
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class ContentProxy:
@@ -211,14 +253,22 @@ class ContentProxy:
         node: whose content service to talk to; default the bus's own node.
         idle_timeout: how long a read or write stream may be silent before either side gives
             up (and the service releases the writer's ref).
+        same_node_files: let writers on the service's node put their bytes straight into the
+            ingest's file when they can reach it; ``False`` sends every byte over the bus.
     """
 
     def __init__(
-        self, bus: Bus, node: str | None = None, idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+        self,
+        bus: Bus,
+        node: str | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        *,
+        same_node_files: bool = True,
     ) -> None:
         self.bus = bus
         self.node = node
         self.idle_timeout = idle_timeout
+        self.same_node_files = same_node_files and node in (None, bus.node)
 
     def _remote(self, namespace: str) -> _Remote:
         return _Remote(self.bus, self.node, namespace, self.idle_timeout)
@@ -253,7 +303,9 @@ class ContentProxy:
         remote = self._remote(namespace)
         request = api.WriterOpen(ref=ref, total=total, expected=expected or "")
         opened = await remote.call(api.WRITER_OPEN, request)
-        return ProxyWriter(remote, opened.session, convert.status(opened.status))
+        status = convert.status(opened.status)
+        file = IngestFile.reachable(opened.path, status.offset) if self.same_node_files else None
+        return ProxyWriter(remote, opened.session, status, file)
 
     async def status(self, namespace: str, ref: str) -> Status:
         reply = await self._remote(namespace).call(api.STATUS, api.RefRequest(ref=ref))

@@ -10,7 +10,8 @@ from flotilla.common.bus.methods import encode
 from flotilla.common.bus.sessions import Sessions
 from flotilla.content import api, convert
 from flotilla.content.local import LocalStore
-from flotilla.content.store import ReaderAt, Writer
+from flotilla.content.local_handles import LocalWriter
+from flotilla.content.store import ReaderAt
 
 __all__ = ["ContentService"]
 
@@ -23,7 +24,7 @@ class ContentService:
     def __init__(
         self,
         store: LocalStore,
-        writers: Sessions[Writer],
+        writers: Sessions[LocalWriter],
         readers: Sessions[ReaderAt],
         chunk: int,
     ) -> None:
@@ -41,6 +42,7 @@ class ContentService:
         host.unary(api.LIST_STATUSES, self.list_statuses)
         host.unary(api.ABORT, self.abort)
         host.unary(api.WRITER_OPEN, self.writer_open)
+        host.unary(api.WRITTEN, self.written)
         host.unary(api.TRUNCATE, self.truncate)
         host.unary(api.WRITER_STAT, self.writer_stat)
         host.unary(api.COMMIT, self.commit)
@@ -87,7 +89,8 @@ class ContentService:
     async def writer_open(self, req: api.WriterOpen, ctx: Context) -> api.WriterOpened:
         writer = await self.store.writer(ctx.namespace, req.ref, req.total, req.expected or None)
         status = convert.ingest_status(await writer.status())
-        return api.WriterOpened(session=self.writers.add(ctx.namespace, writer), status=status)
+        session = self.writers.add(ctx.namespace, writer)
+        return api.WriterOpened(session=session, status=status, path=str(writer.data_path))
 
     async def write(
         self, req: api.WriteRequest, ctx: Context, chunks: AsyncIterator[bytes]
@@ -99,6 +102,11 @@ class ContentService:
                 await writer.truncate(req.offset)
             async for chunk in chunks:
                 await writer.write(chunk)
+            return convert.ingest_status(await writer.status())
+
+    async def written(self, req: api.Written, ctx: Context) -> api.IngestStatus:
+        with self.writers.use(ctx.namespace, req.session) as writer:
+            await writer.adopt(req.end)
             return convert.ingest_status(await writer.status())
 
     async def truncate(self, req: api.TruncateRequest, ctx: Context) -> api.IngestStatus:
