@@ -202,9 +202,10 @@ async def test_events_are_stored_in_jetstream(
 
 
 async def test_copy_from_streams_a_whole_blob_and_stops_on_a_source_error(
-    content: ServiceProcess, bus: Bus, proxy: ContentProxy
+    content: ServiceProcess, bus: Bus, caller: ContentProxy
 ) -> None:
     await content.start(bus)
+    proxy = caller
     data, digest = blob(10 * MIB + 3, seed=6)
 
     async def pieces(fail_after: int | None = None) -> AsyncIterator[bytes]:
