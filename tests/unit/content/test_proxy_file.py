@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from flotilla.content import convert
 from flotilla.content.proxy_file import REPORT_EVERY, IngestFile, copy_reporting
 
 
@@ -35,13 +36,17 @@ class Service:
         return end
 
 
-def test_reachable_only_when_the_file_is_there(tmp_path: Path) -> None:
+def test_reachable_only_when_it_is_the_very_file(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert IngestFile.reachable("", 0) is None
-    assert IngestFile.reachable(str(data), 0) is None  # another node's disk
     data.write_bytes(b"12345")
-    assert IngestFile.reachable(str(data), 5) is not None
-    assert IngestFile.reachable(str(data), 6) is None  # not the file the service holds
+    found = data.stat()
+    named = convert.file_id((found.st_dev, found.st_ino))
+    assert IngestFile.reachable(str(data), named) is not None
+    assert IngestFile.reachable("", named) is None
+    assert IngestFile.reachable(str(tmp_path / "elsewhere"), named) is None  # another disk
+    other = tmp_path / "other"
+    other.write_bytes(b"12345")
+    assert IngestFile.reachable(str(other), named) is None  # a file at that path, not this one
 
 
 async def test_copies_into_the_file_and_reports_as_it_goes(tmp_path: Path) -> None:

@@ -123,11 +123,16 @@ class Session(_Wire, frozen=True):
 
 
 class WriterOpened(_Wire, frozen=True):
-    """A writer session, where its ingest stands, and the ingest's file on the service's node."""
+    """A writer session, where its ingest stands, and the ingest's file on the service's node.
+
+    ``file_id`` (``<device>:<inode>``) tells a caller whether the file it finds at ``path`` is
+    that very file, and not one at the same path on another disk.
+    """
 
     session: str
     status: IngestStatus
     path: str = ""
+    file_id: str = ""
 
 
 class Written(_Wire, frozen=True):

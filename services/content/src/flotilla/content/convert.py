@@ -7,7 +7,7 @@ from datetime import datetime
 from flotilla.content.api import BlobInfo, IngestStatus
 from flotilla.content.store import EPOCH, Info, Status
 
-__all__ = ["blob_info", "info", "ingest_status", "status"]
+__all__ = ["blob_info", "file_id", "info", "ingest_status", "status"]
 
 
 def _time(value: datetime | None) -> datetime:
@@ -58,3 +58,9 @@ def status(value: IngestStatus) -> Status:
         started_at=_time(value.started_at),
         updated_at=_time(value.updated_at),
     )
+
+
+def file_id(identity: tuple[int, int]) -> str:
+    """A file's device and inode, as the wire names it (``<dev>:<inode>``)."""
+    device, inode = identity
+    return f"{device}:{inode}"

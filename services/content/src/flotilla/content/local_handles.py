@@ -78,6 +78,10 @@ class LocalWriter(AsyncClosing):
         """The ingest's data file, for a same-node writer to write into (see :meth:`adopt`)."""
         return self._live().data_path
 
+    def data_identity(self) -> tuple[int, int]:
+        """The device and inode of :attr:`data_path`."""
+        return self._live().data_identity()
+
     async def adopt(self, end: int) -> None:
         """Take in what a same-node writer wrote into :attr:`data_path`, up to ``end``.
 

@@ -293,6 +293,11 @@ class Ingest:
         """Where the bytes are."""
         return self.directory / _DATA
 
+    def data_identity(self) -> tuple[int, int]:
+        """The data file's device and inode, which no file at that path elsewhere shares."""
+        held = os.fstat(self._data_fd)
+        return held.st_dev, held.st_ino
+
     def status(self) -> Status:
         """The ingest's status as this writer knows it."""
         return _status(self.meta, self.offset, self.updated_ns)

@@ -304,7 +304,7 @@ class ContentProxy:
         request = api.WriterOpen(ref=ref, total=total, expected=expected or "")
         opened = await remote.call(api.WRITER_OPEN, request)
         status = convert.status(opened.status)
-        file = IngestFile.reachable(opened.path, status.offset) if self.same_node_files else None
+        file = IngestFile.reachable(opened.path, opened.file_id) if self.same_node_files else None
         return ProxyWriter(remote, opened.session, status, file)
 
     async def status(self, namespace: str, ref: str) -> Status:

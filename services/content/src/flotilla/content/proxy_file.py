@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
+from flotilla.content import convert
+
 __all__ = ["REPORT_EVERY", "IngestFile", "copy_reporting"]
 
 REPORT_EVERY: Final = 16 << 20
@@ -32,19 +34,21 @@ class IngestFile:
         self._fd = -1
 
     @classmethod
-    def reachable(cls, path: str, offset: int) -> IngestFile | None:
-        """The file at ``path`` if this process can write it and it holds ``offset`` bytes.
+    def reachable(cls, path: str, file_id: str) -> IngestFile | None:
+        """The file at ``path`` if it is the one the service named and this process may write it.
 
         A caller that shares the service's node id but not its disk (another container,
-        another machine) finds no such file, and writes over the bus instead.
+        another machine) finds no such file, or another one, and writes over the bus instead.
         """
         if not path:
             return None
         try:
-            held = os.stat(path).st_size
+            found = os.stat(path)
         except OSError:
             return None
-        return cls(Path(path)) if held >= offset and os.access(path, os.W_OK) else None
+        if convert.file_id((found.st_dev, found.st_ino)) != file_id:
+            return None
+        return cls(Path(path)) if os.access(path, os.W_OK) else None
 
     async def write_at(self, data: bytes, offset: int) -> None:
         """Write all of ``data`` at ``offset``."""

@@ -90,7 +90,12 @@ class ContentService:
         writer = await self.store.writer(ctx.namespace, req.ref, req.total, req.expected or None)
         status = convert.ingest_status(await writer.status())
         session = self.writers.add(ctx.namespace, writer)
-        return api.WriterOpened(session=session, status=status, path=str(writer.data_path))
+        return api.WriterOpened(
+            session=session,
+            status=status,
+            path=str(writer.data_path),
+            file_id=convert.file_id(writer.data_identity()),
+        )
 
     async def write(
         self, req: api.WriteRequest, ctx: Context, chunks: AsyncIterator[bytes]
