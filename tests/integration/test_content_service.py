@@ -176,6 +176,30 @@ async def test_wrong_digests_and_garbage_get_clear_errors(
     assert (await proxy.status(NS, "wrong")).offset == len(data)  # nothing lost
 
 
+async def test_false_same_node_reports_are_refused_and_lose_nothing(
+    content: ServiceProcess, bus: Bus, neighbour: ContentProxy
+) -> None:
+    await content.start(bus)
+    local_bus = neighbour.bus
+    opened = await local_bus.call(api.WRITER_OPEN, api.WriterOpen(ref="liar"), namespace=NS)
+    await asyncio.to_thread(Path(opened.path).write_bytes, b"0123456789")
+
+    async def report(end: int) -> api.IngestStatus:
+        request = api.Written(session=opened.session, end=end)
+        return await local_bus.call(api.WRITTEN, request, namespace=NS)
+
+    with pytest.raises(errdefs.FailedPrecondition, match=r"reports 11 bytes.*holds 10"):
+        await report(11)
+    assert (await report(6)).offset == 6
+    with pytest.raises(errdefs.OutOfRange, match="before offset 6"):
+        await report(5)
+    with pytest.raises(errdefs.NotFound):  # another namespace's session: no such session
+        await local_bus.call(
+            api.WRITTEN, api.Written(session=opened.session, end=10), namespace="other"
+        )
+    assert (await report(10)).offset == 10
+
+
 async def test_sigterm_stops_cleanly(content: ServiceProcess, bus: Bus) -> None:
     await content.start(bus)
     assert await content.stop() == 0
