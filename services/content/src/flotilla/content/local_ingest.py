@@ -44,7 +44,7 @@ from flotilla.common.errdefs import (
     OutOfRange,
     Unavailable,
 )
-from flotilla.content.local_util import from_ns, write_atomic
+from flotilla.content.local_util import from_ns, pwrite_all, write_atomic
 from flotilla.content.local_writeback import Writeback
 from flotilla.content.store import Status
 
@@ -316,10 +316,8 @@ class Ingest:
         """
         self._check()
         hashing = hasher_pool.submit(self.hasher.update, data) if hasher_pool else None
-        view, written = memoryview(data), 0
         try:
-            while written < len(data):
-                written += os.pwrite(self._data_fd, view[written:], self.offset + written)
+            pwrite_all(self._data_fd, data, self.offset)
         except BaseException:
             self._failed = True
             raise

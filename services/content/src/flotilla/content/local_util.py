@@ -18,6 +18,7 @@ __all__ = [
     "from_ns",
     "fsync_dir",
     "make_dirs",
+    "pwrite_all",
     "run_settled",
     "settled",
     "to_ns",
@@ -58,6 +59,14 @@ def make_dirs(path: Path) -> None:
     except FileExistsError:
         return
     fsync_dir(path.parent)
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` of ``fd`` (a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from flotilla.content import convert
+from flotilla.content.local_util import pwrite_all
 
 __all__ = ["REPORT_EVERY", "IngestFile", "copy_reporting"]
 
@@ -54,20 +55,13 @@ class IngestFile:
         """Write all of ``data`` at ``offset``."""
         if self._fd < 0:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
-        await asyncio.to_thread(_pwrite_all, self._fd, data, offset)
+        await asyncio.to_thread(pwrite_all, self._fd, data, offset)
 
     def close(self) -> None:
         """Close the file: no descriptor of this process may outlive the ingest into a blob."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
 
 
 async def copy_reporting(
