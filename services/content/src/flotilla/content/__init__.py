@@ -1,7 +1,7 @@
 """Flotilla's content service: the node's content-addressed blob store.
 
-The core (:mod:`~flotilla.content.store`, :mod:`~flotilla.content.filters`,
-:mod:`~flotilla.content.labels`, :mod:`~flotilla.content.events`) is pure; ``local`` is the
+The core (:mod:`~flotilla.content.store`, :mod:`~flotilla.content.events`) is pure
+(containerd's filters and labels are :mod:`flotilla.common`'s); ``local`` is the
 on-disk implementation and ``testsuite`` the conformance suite every implementation passes.
 """
 

@@ -34,9 +34,11 @@ from flotilla.common import digests, namespaces
 from flotilla.common.digests import Digest
 from flotilla.common.errdefs import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from flotilla.common.events import EventPublisher
+from flotilla.common.files import make_dirs
+from flotilla.common.filters import parse_all
 from flotilla.common.lifecycle import AsyncClosing
+from flotilla.common.settle import run_settled, settled
 from flotilla.content.events import TOPIC_CREATE, TOPIC_DELETE, ContentCreate, ContentDelete
-from flotilla.content.filters import parse_all
 from flotilla.content.local_blobs import Blobs
 from flotilla.content.local_handles import LocalReaderAt, LocalWriter
 from flotilla.content.local_ingest import (
@@ -47,7 +49,6 @@ from flotilla.content.local_ingest import (
     recover_ingests,
     remove_ingest,
 )
-from flotilla.content.local_util import make_dirs, run_settled, settled
 from flotilla.content.store import Info, Status, adapt_info, adapt_status
 
 __all__ = ["LocalStore"]

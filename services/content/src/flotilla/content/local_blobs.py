@@ -33,11 +33,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from flotilla.common import digests
+from flotilla.common import labels as label_rules
 from flotilla.common.digests import Digest
 from flotilla.common.errdefs import AlreadyExists, DataLoss, InvalidArgument, NotFound
-from flotilla.content import labels as label_rules
+from flotilla.common.files import fsync_dir, make_dirs
+from flotilla.common.times import from_ns
 from flotilla.content.local_index import BlobIndex
-from flotilla.content.local_util import from_ns, fsync_dir, make_dirs
 from flotilla.content.store import Info
 
 __all__ = ["Blobs"]
@@ -95,7 +96,7 @@ class Blobs:
         return self._index.page(namespace, after, limit)
 
     def update(self, namespace: str, info: Info, fieldpaths: Sequence[str]) -> Info:
-        """Apply an Update (see :func:`flotilla.content.labels.updated`) atomically."""
+        """Apply an Update (see :func:`flotilla.common.labels.updated`) atomically."""
         digest = digests.parse(info.digest)
         with self._index.transaction():
             current = self.info(namespace, digest)

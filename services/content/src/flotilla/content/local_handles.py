@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Final
 
 from flotilla.common import digests
+from flotilla.common import labels as label_rules
 from flotilla.common.digests import Digest
 from flotilla.common.errdefs import FailedPrecondition, InvalidArgument, NotFound, OutOfRange
 from flotilla.common.lifecycle import AsyncClosing
-from flotilla.content import labels as label_rules
+from flotilla.common.settle import run_settled, settled
 from flotilla.content.local_ingest import Ingest
-from flotilla.content.local_util import run_settled, settled
 from flotilla.content.store import Status
 
 __all__ = ["MAX_READ", "CommitHook", "LocalReaderAt", "LocalWriter"]

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
-from flotilla.content.local_util import from_ns, to_ns
+from flotilla.common.times import from_ns, to_ns
 from flotilla.content.store import Info
 
 __all__ = ["BlobIndex"]

@@ -44,7 +44,8 @@ from flotilla.common.errdefs import (
     OutOfRange,
     Unavailable,
 )
-from flotilla.content.local_util import from_ns, pwrite_all, write_atomic
+from flotilla.common.files import pwrite_all, write_atomic
+from flotilla.common.times import from_ns
 from flotilla.content.local_writeback import Writeback
 from flotilla.content.store import Status
 

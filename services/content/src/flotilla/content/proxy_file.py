@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
+from flotilla.common.files import pwrite_all
 from flotilla.content import convert
-from flotilla.content.local_util import pwrite_all
 
 __all__ = ["REPORT_EVERY", "IngestFile", "copy_reporting"]
 

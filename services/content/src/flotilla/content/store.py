@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Final, Protocol
+from datetime import datetime
+from typing import Protocol
 
+from flotilla.common.filters import Adaptor
 from flotilla.common.lifecycle import AsyncClosable
-from flotilla.content.filters import Adaptor
+from flotilla.common.times import EPOCH
 
 __all__ = [
     "EPOCH",
@@ -48,8 +49,6 @@ __all__ = [
     "adapt_info",
     "adapt_status",
 ]
-
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from flotilla.common import labels
 from flotilla.common.errdefs import InvalidArgument
-from flotilla.content import labels
 
 
 def test_validate_drops_empty_values() -> None:
@@ -42,3 +42,14 @@ def test_updated(fieldpaths: tuple[str, ...], expected: dict[str, str]) -> None:
 def test_updated_rejects_other_fields(path: str) -> None:
     with pytest.raises(InvalidArgument, match="cannot update"):
         labels.updated({}, {}, [path])
+
+
+def test_updated_names_the_record() -> None:
+    with pytest.raises(InvalidArgument, match="cannot update 'target' field on image"):
+        labels.updated({}, {}, ["target"], record="image")
+
+
+def test_apply_path_serves_records_with_more_fields() -> None:
+    assert labels.is_label_path("labels.a")
+    assert not labels.is_label_path("target")
+    assert labels.apply_path({"a": "1"}, {"b": "2"}, "labels.b") == {"a": "1", "b": "2"}

@@ -5,9 +5,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from flotilla.common import filters
 from flotilla.common.errdefs import InvalidArgument
-from flotilla.content import filters
-from flotilla.content.filters import Operator, Selector
+from flotilla.common.filters import Operator, Selector
 from flotilla.content.store import Info, Status, adapt_info, adapt_status
 
 # containerd's pkg/filters test corpus, as flat field maps.
