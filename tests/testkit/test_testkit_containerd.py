@@ -19,7 +19,7 @@ from flotilla.testkit._proc import processes
 
 from .conftest import requires_root
 
-pytestmark = [pytest.mark.root, requires_root]
+pytestmark = [pytest.mark.root, requires_root, pytest.mark.programs("containerd", "ctr", "runc")]
 
 
 async def test_version_and_isolated_config(containerd: Containerd) -> None:

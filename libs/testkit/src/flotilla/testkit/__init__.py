@@ -5,6 +5,7 @@
 - ``build_images()`` / ``publish_images()``: offline test images (busybox, large,
   multiarch) with stable digests, pushed with skopeo; ``export_oci_tar()`` for imports.
 - ``validate_layout()``: check an OCI image layout end to end.
+- ``require()``: the external programs a test needs, or one ``MissingProgram`` line naming them.
 """
 
 from flotilla.testkit._proc import CommandError
@@ -13,6 +14,7 @@ from flotilla.testkit.containerd import Containerd, private_containerd
 from flotilla.testkit.images import BuiltImage, build_busybox, build_large, build_multiarch
 from flotilla.testkit.large import DEFAULT_LARGE_SIZE
 from flotilla.testkit.oci import Descriptor, Platform, host_platform
+from flotilla.testkit.programs import MissingProgram, require
 from flotilla.testkit.publish import (
     ImageSet,
     PublishedImages,
@@ -33,6 +35,7 @@ __all__ = [
     "ImageSet",
     "LayoutError",
     "LocalRegistry",
+    "MissingProgram",
     "Platform",
     "PublishedImages",
     "build_busybox",
@@ -45,6 +48,7 @@ __all__ = [
     "private_containerd",
     "publish_images",
     "push_image",
+    "require",
     "run_command",
     "validate_layout",
 ]

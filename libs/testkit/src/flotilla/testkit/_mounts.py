@@ -6,6 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from flotilla.testkit.programs import require
+
 __all__ = ["mounts_under", "unmount_under"]
 
 _OCTAL = re.compile(r"\\([0-7]{3})")
@@ -31,10 +33,16 @@ def unmount_under(directory: Path) -> None:
     """Lazily and recursively unmount everything below ``directory``; best effort.
 
     Synchronous on purpose: it runs in teardown, also after a cancellation.
+
+    Raises:
+        MissingProgram: there are mounts but no ``umount`` (the caller must then not delete
+            the directory: that would reach through the mounts).
     """
-    for point in mounts_under(directory):
+    points = mounts_under(directory)
+    umount = require("umount")[0] if points else "umount"
+    for point in points:
         subprocess.run(
-            ["umount", "--recursive", "--lazy", str(point)],
+            [umount, "--recursive", "--lazy", str(point)],
             check=False,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

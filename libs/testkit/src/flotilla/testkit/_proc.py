@@ -11,6 +11,8 @@ import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+from flotilla.testkit.programs import MissingProgram
+
 __all__ = [
     "CommandError",
     "free_port",
@@ -43,10 +45,12 @@ async def run(*argv: str) -> str:
 
     Raises:
         CommandError: the command exited with a non-zero status.
+        MissingProgram: ``argv[0]`` is not installed.
     """
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    with _missing_as_one_line(argv[0]):
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     try:
         out, err = await proc.communicate()
     except BaseException:
@@ -62,8 +66,11 @@ async def start_daemon(argv: list[str], log_path: Path) -> Process:
     """Start a long-lived process in its own session, logging to ``log_path``.
 
     Its own session keeps a terminal's Ctrl-C away from it: the owner stops it, in order.
+
+    Raises:
+        MissingProgram: ``argv[0]`` is not installed.
     """
-    with log_path.open("ab") as log:
+    with log_path.open("ab") as log, _missing_as_one_line(argv[0]):
         return await asyncio.create_subprocess_exec(
             *argv,
             stdin=subprocess.DEVNULL,
@@ -71,6 +78,17 @@ async def start_daemon(argv: list[str], log_path: Path) -> Process:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+@contextlib.contextmanager
+def _missing_as_one_line(program: str) -> Iterator[None]:
+    """Turn exec's ``FileNotFoundError`` into a ``MissingProgram`` that names ``program``."""
+    try:
+        yield
+    except FileNotFoundError as error:
+        if error.filename not in (None, program):
+            raise  # something else is missing (a working directory, say): keep it as it is
+        raise MissingProgram([program]) from None
 
 
 async def stop_process(proc: Process, grace: float = 10.0) -> None:

@@ -31,6 +31,7 @@ from flotilla.testkit._proc import (
     wait_gone,
     wait_until,
 )
+from flotilla.testkit.programs import require
 
 __all__ = ["Containerd", "containerd_config", "private_containerd"]
 
@@ -156,7 +157,11 @@ async def private_containerd(
             the socket path must fit in 100 bytes.
         ready_timeout: Seconds to wait for ``ctr version`` to answer.
         binary: The containerd executable.
+
+    Raises:
+        MissingProgram: ``binary`` or ``ctr`` is not installed (checked before anything starts).
     """
+    require(binary, "ctr")
     directory = Path(tempfile.mkdtemp(prefix="flotilla-ctd-", dir=parent))
     try:
         if len(str(directory / "containerd.sock")) > _MAX_SOCKET_PATH:

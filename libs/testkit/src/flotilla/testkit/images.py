@@ -28,6 +28,7 @@ from flotilla.testkit.oci import (
     Platform,
     host_platform,
 )
+from flotilla.testkit.programs import require_file
 from flotilla.testkit.tarlayer import WrittenLayer
 from flotilla.testkit.validate import file_digest
 
@@ -100,7 +101,7 @@ def _manifest(
 def build_busybox(cache_dir: Path, *, busybox: Path = DEFAULT_BUSYBOX) -> BuiltImage:
     """Build (or reuse) the one-layer busybox image for the host platform."""
     platform = host_platform()
-    recipe = {"busybox": file_digest(busybox), "platform": str(platform)}
+    recipe = {"busybox": _busybox_digest(busybox), "platform": str(platform)}
 
     def build(writer: LayoutWriter) -> Descriptor:
         layer = writer.add_layer(busybox_rootfs(busybox))
@@ -114,7 +115,7 @@ def build_large(
 ) -> BuiltImage:
     """Build (or reuse) the 8-layer image of about ``size`` bytes on top of busybox."""
     platform = host_platform()
-    recipe = {"busybox": file_digest(busybox), "platform": str(platform), "size": size}
+    recipe = {"busybox": _busybox_digest(busybox), "platform": str(platform), "size": size}
 
     def build(writer: LayoutWriter) -> Descriptor:
         layers = [writer.add_layer(busybox_rootfs(busybox))]
@@ -127,7 +128,7 @@ def build_large(
 
 def build_multiarch(cache_dir: Path, *, busybox: Path = DEFAULT_BUSYBOX) -> BuiltImage:
     """Build (or reuse) the linux/amd64 + linux/arm64 index."""
-    recipe = {"busybox": file_digest(busybox)}
+    recipe = {"busybox": _busybox_digest(busybox)}
 
     def build(writer: LayoutWriter) -> Descriptor:
         layer = writer.add_layer(busybox_rootfs(busybox))
@@ -140,6 +141,11 @@ def build_multiarch(cache_dir: Path, *, busybox: Path = DEFAULT_BUSYBOX) -> Buil
         return writer.add_json(INDEX, index)
 
     return _built("multiarch", cache_dir, recipe, build)
+
+
+def _busybox_digest(busybox: Path) -> str:
+    """The recipe's busybox digest; a missing busybox is a ``MissingProgram``, named."""
+    return file_digest(require_file(busybox, "busybox"))
 
 
 def _built(

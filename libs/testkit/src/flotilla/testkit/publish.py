@@ -14,6 +14,7 @@ from flotilla.testkit._proc import run
 from flotilla.testkit.images import BuiltImage, build_busybox, build_large, build_multiarch
 from flotilla.testkit.large import DEFAULT_LARGE_SIZE
 from flotilla.testkit.oci import canonical_json
+from flotilla.testkit.programs import require
 from flotilla.testkit.tarlayer import EPOCH
 
 __all__ = [
@@ -75,7 +76,12 @@ async def build_images(cache_dir: Path, *, large_size: int = DEFAULT_LARGE_SIZE)
 async def push_image(
     image: BuiltImage, host: str, *, repo: str | None = None, tag: str | None = None
 ) -> str:
-    """Push ``image`` (all platforms, digests preserved) over plain http; returns the ref."""
+    """Push ``image`` (all platforms, digests preserved) over plain http; returns the ref.
+
+    Raises:
+        MissingProgram: ``skopeo`` is not installed.
+    """
+    require("skopeo")
     ref = f"{host}/{repo or image.name}:{tag or image.tag}"
     await run(
         "skopeo", "--insecure-policy", "copy", "--quiet", "--all", "--preserve-digests",

@@ -20,6 +20,7 @@ from pathlib import Path
 from flotilla.testkit import _http
 from flotilla.testkit._proc import Process, free_port, start_daemon, stop_process, wait_until
 from flotilla.testkit.oci import MANIFEST_ACCEPT
+from flotilla.testkit.programs import require
 
 __all__ = ["LocalRegistry", "local_registry", "registry_config"]
 
@@ -105,7 +106,11 @@ async def local_registry(
         parent: Where to create the temp dir (default: the system temp dir).
         ready_timeout: Seconds to wait for ``GET /v2/`` to answer 200.
         binary: The registry executable.
+
+    Raises:
+        MissingProgram: ``binary`` is not installed (checked before anything starts).
     """
+    require(binary)
     directory = Path(tempfile.mkdtemp(prefix="flotilla-registry-", dir=parent))
     try:
         registry = await _start(directory, binary, ready_timeout)
