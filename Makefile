@@ -1,4 +1,6 @@
 # The two commands: `make run` (the whole stack on an embedded NATS) and `make test`.
+# Each first installs what it needs: the Debian packages of tools/debian-packages (tools/setup;
+# a few milliseconds when they are all there), then .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,9 +8,18 @@ STAMP := $(VENV)/.installed
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
 SOURCES := libs/common/src libs/testkit/src cli/src $(wildcard services/*/src)
 
-.PHONY: venv run test lint typecheck unit bench bench-quick clean
+.PHONY: setup venv run test lint typecheck unit bench bench-quick clean
 
-$(STAMP): requirements-dev.txt $(PYPROJECTS)
+# Which packages tools/setup checks: `make run` (and venv, lint, unit...) needs the "run" ones;
+# `make test` and the benchmarks need them all. A target's value holds for its prerequisites,
+# so `make test` reaches setup through lint -> venv with SETUP_FOR=test: one check, run first.
+SETUP_FOR := run
+test bench bench-quick: SETUP_FOR := test
+
+setup:
+	@tools/setup $(SETUP_FOR)
+
+$(STAMP): requirements-dev.txt $(PYPROJECTS) | setup
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
