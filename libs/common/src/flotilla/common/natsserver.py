@@ -43,6 +43,9 @@ def nats_server_binary() -> Path:
 class EmbeddedNats:
     """A nats-server child process with JetStream, on loopback.
 
+    It may be started again after it stopped or died: the same port (the one read back the first
+    time, when it was 0) and the same JetStream directory, so clients reconnect to it.
+
     Args:
         store_dir: JetStream's storage directory (created if missing).
         port: the client port; 0 lets the server pick one, read back from its ports file.
@@ -53,6 +56,7 @@ class EmbeddedNats:
         self.store_dir = store_dir
         self.host = host
         self.port = port
+        self.version = ""
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -65,12 +69,21 @@ class EmbeddedNats:
         """The server's process id while it runs."""
         return self._process.pid if self._process else None
 
+    @property
+    def _ports_dir(self) -> Path:
+        return self.store_dir / "ports"
+
     async def start(self, timeout: float = 10.0) -> None:
-        """Start the server and wait until it accepts connections."""
-        ports_dir = self.store_dir / "ports"
-        ports_dir.mkdir(parents=True, exist_ok=True)
+        """Start the server and wait until it accepts connections.
+
+        On any failure or cancellation the server process is killed and reaped before this
+        returns: a start that did not succeed leaves nothing running.
+        """
+        if self._process is not None and self._process.returncode is None:
+            raise errdefs.FailedPrecondition(f"nats-server {self.url} already runs")
+        self._ports_dir.mkdir(parents=True, exist_ok=True)
         args = ["-a", self.host, "-p", str(self.port or -1), "-js", "-sd", str(self.store_dir)]
-        args += ["--ports_file_dir", str(ports_dir)]
+        args += ["--ports_file_dir", str(self._ports_dir)]
         self._process = await asyncio.create_subprocess_exec(
             str(nats_server_binary()),
             *args,
@@ -79,48 +92,90 @@ class EmbeddedNats:
             env={"GOGC": GO_GC_PERCENT, **os.environ},
             **CHILD_OPTIONS,
         )
-        async with asyncio.timeout(timeout):
-            if not self.port:
-                self.port = await self._read_port(ports_dir)
-            await self._wait_accepting()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wait_ready(self._process)
+        except BaseException as err:
+            await self._kill()
+            if isinstance(err, TimeoutError):
+                where = f"port {self.port}" if self.port else "a free port"
+                raise errdefs.Unavailable(
+                    f"nats-server on {where} not ready within {timeout:g}s"
+                ) from None
+            raise
 
-    async def _read_port(self, ports_dir: Path) -> int:
-        assert self._process is not None
-        ports_file = ports_dir / f"nats-server_{self._process.pid}.ports"
+    async def _wait_ready(self, process: asyncio.subprocess.Process) -> None:
+        # The ports file is written by this very process once its listener is up, so a port
+        # that someone else holds is never mistaken for ours; then a NATS INFO line proves it.
+        port = await self._read_port(process)
+        if self.port and port != self.port:
+            raise errdefs.Internal(f"nats-server listens on {port}, not {self.port}")
+        self.port = port
+        self.version = await self._read_version(process)
+
+    def _ports_file(self, pid: int) -> Path:
+        return self._ports_dir / f"nats-server_{pid}.ports"
+
+    async def _read_port(self, process: asyncio.subprocess.Process) -> int:
+        ports_file = self._ports_file(process.pid)
         while True:
-            self._check_alive()
-            with contextlib.suppress(FileNotFoundError, ValueError):
+            _check_alive(process)
+            with contextlib.suppress(FileNotFoundError, ValueError, LookupError):
                 url: str = json.loads(ports_file.read_text())["nats"][0]
                 return int(url.rsplit(":", 1)[1])
             await asyncio.sleep(0.02)
 
-    async def _wait_accepting(self) -> None:
+    async def _read_version(self, process: asyncio.subprocess.Process) -> str:
         while True:
-            self._check_alive()
-            try:
-                _, writer = await asyncio.open_connection(self.host, self.port)
-            except OSError:
-                await asyncio.sleep(0.02)
-                continue
-            writer.close()
-            return
+            _check_alive(process)
+            with contextlib.suppress(OSError, ValueError):
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                try:
+                    line = await reader.readline()
+                finally:
+                    writer.close()
+                if line.startswith(b"INFO "):
+                    return str(json.loads(line[5:]).get("version", ""))
+            await asyncio.sleep(0.02)
 
-    def _check_alive(self) -> None:
-        if self._process is not None and self._process.returncode is not None:
-            code = self._process.returncode
-            raise errdefs.Unavailable(f"nats-server exited with status {code} (port in use?)")
+    async def wait(self) -> int:
+        """Wait until the running server exits; its exit status (negative: killed by a signal)."""
+        process = self._process
+        if process is None:
+            raise errdefs.FailedPrecondition("nats-server is not running")
+        code = await process.wait()
+        self._forget(process)
+        return code
+
+    def _forget(self, process: asyncio.subprocess.Process) -> None:
+        # A server that died without cleaning up leaves its ports file behind.
+        self._ports_file(process.pid).unlink(missing_ok=True)
+        if self._process is process:
+            self._process = None
+
+    async def _kill(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        # Shielded: a second cancellation must not leave the killed process unreaped.
+        await asyncio.shield(process.wait())
+        self._forget(process)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL after ``timeout``)."""
-        process, self._process = self._process, None
-        if process is None or process.returncode is not None:
+        process = self._process
+        if process is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                await self._kill()
+        self._forget(process)
 
     async def __aenter__(self) -> EmbeddedNats:
         await self.start()
@@ -128,3 +183,9 @@ class EmbeddedNats:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def _check_alive(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        code = process.returncode
+        raise errdefs.Unavailable(f"nats-server exited with status {code} (port in use?)")
