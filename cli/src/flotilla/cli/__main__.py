@@ -36,12 +36,15 @@ async def _bus(config: config_mod.Config) -> Bus:
     return await connect(urls, node=config.node, name="flotilla-cli", connect_timeout=3)
 
 
-async def _up(config: config_mod.Config, _: argparse.Namespace) -> None:
+async def _up(config: config_mod.Config, args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await Supervisor(config, say=lambda line: print(line, flush=True)).run(stop)
+    supervisor = Supervisor(
+        config, say=lambda line: print(line, flush=True), config_path=args.config
+    )
+    await supervisor.run(stop)
 
 
 async def _status(config: config_mod.Config, _: argparse.Namespace) -> None:

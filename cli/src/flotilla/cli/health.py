@@ -25,12 +25,15 @@ async def wait_healthy(
 ) -> dict[str, dict[str, Any]]:
     """Wait until every service in ``services`` answers a ping from ``node``; return the pings."""
     wanted = set(services)
-    async with asyncio.timeout(timeout):
-        while True:
-            found = {
-                a["metadata"]["service"]: a for a in await services_on(bus, node, ServiceVerb.PING)
-            }
-            if wanted <= found.keys():
-                return found
-            await asyncio.sleep(0.2)
-    raise errdefs.Unavailable(f"services not healthy: {sorted(wanted - found.keys())}")
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                pings = await services_on(bus, node, ServiceVerb.PING)
+                found = {a["metadata"]["service"]: a for a in pings}
+                if wanted <= found.keys():
+                    return found
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        missing = ", ".join(sorted(wanted - found.keys()))
+        raise errdefs.Unavailable(f"not healthy within {timeout:g}s: {missing}") from None
