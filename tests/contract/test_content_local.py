@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from flotilla.common.events import RecordingPublisher
 from flotilla.content.local import LocalStore
 from flotilla.content.store import Store
 from flotilla.content.testsuite import ContentSuite, EventLog, RecordedEvents, Restart
+from flotilla.testkit.events import RecordingPublisher
 
 
 class TestLocalContent(ContentSuite):

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from flotilla.common import errdefs
-from flotilla.common.events import RecordingPublisher
 from flotilla.content.helpers import read_blob
 from flotilla.content.local import LocalStore
 from flotilla.content.local_handles import LocalWriter
+from flotilla.testkit.events import RecordingPublisher
 
 NS = "unit"
 

@@ -15,17 +15,17 @@ import msgspec
 import pytest
 
 from flotilla.common import digests, errdefs
-from flotilla.common.events import Event, RecordingPublisher
 from flotilla.content.helpers import read_blob, write_blob
 from flotilla.content.local import LocalStore
 from flotilla.content.local_ingest import IngestMeta, ingest_dir
+from flotilla.testkit.events import RecordingPublisher
 
 NS = "unit"
 
 # Holds a writer on ref "shared" in another process: writes 5 bytes, says so, waits.
 HOLDER = """
 import asyncio, sys
-from flotilla.common.events import RecordingPublisher
+from flotilla.testkit.events import RecordingPublisher
 from flotilla.content.local import LocalStore
 
 async def main():
@@ -41,7 +41,7 @@ asyncio.run(main())
 # Commits blobs of growing sizes, forever (until killed).
 COMMITTER = """
 import asyncio, os, sys
-from flotilla.common.events import RecordingPublisher
+from flotilla.testkit.events import RecordingPublisher
 from flotilla.content.helpers import write_blob
 from flotilla.content.local import LocalStore
 
@@ -166,10 +166,11 @@ async def test_kill_during_commits_never_shows_a_torn_blob(root: Path) -> None:
 
 async def test_publishes_only_what_is_durable(root: Path) -> None:
     class Checking(RecordingPublisher):
-        async def publish(self, namespace: str, topic: str, event: Event) -> None:
+        async def committed(self, row: int) -> None:
+            namespace, topic, event = self.staged[row]
             if topic == "/content/create":
                 seen.append((await store.info(namespace, getattr(event, "digest", ""))).size)
-            await super().publish(namespace, topic, event)
+            await super().committed(row)
 
     seen: list[int] = []
     async with LocalStore(root, Checking()) as store:
@@ -279,10 +280,10 @@ async def test_a_cancelled_commit_still_ends_and_announces(root: Path) -> None:
     entered, release = asyncio.Event(), asyncio.Event()
 
     class Slow(RecordingPublisher):
-        async def publish(self, namespace: str, topic: str, event: Event) -> None:
+        async def committed(self, row: int) -> None:
             entered.set()
             await release.wait()
-            await super().publish(namespace, topic, event)
+            await super().committed(row)
 
     publisher = Slow()
     async with LocalStore(root, publisher) as store:

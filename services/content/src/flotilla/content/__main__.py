@@ -1,6 +1,6 @@
 """Composition root of the content service (``python -m flotilla.content``).
 
-Adapters (the JetStream event publisher), then the core (the node's LocalStore under
+Adapters (the JetStream relay of the events), then the core (the node's LocalStore under
 ``<root>/content``), then the endpoints. Everything with a lifetime goes on ``stack``.
 """
 
@@ -13,7 +13,8 @@ from flotilla.common.bus import Bus, ServiceHost
 from flotilla.common.bus.sessions import Sessions
 from flotilla.common.bus.stream import chunk_size
 from flotilla.common.config import Config
-from flotilla.common.events.jetstream import JetStreamPublisher, ensure_events_stream
+from flotilla.common.events.jetstream import JetStreamSink, ensure_events_stream
+from flotilla.common.events.relay import Relay
 from flotilla.content.local import LocalStore
 from flotilla.content.local_handles import LocalWriter
 from flotilla.content.service import ContentService
@@ -33,7 +34,10 @@ async def _close_reader(reader: ReaderAt) -> None:
 async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
     """Wire the content service for ``config`` on ``bus``."""
     await ensure_events_stream(bus.nc)
-    store = await LocalStore.open(config.root_dir / "content", JetStreamPublisher(bus.nc))
+    root = config.root_dir / "content"
+    relay = Relay(LocalStore.database(root), JetStreamSink(bus.nc))
+    await stack.enter_async_context(relay)
+    store = await LocalStore.open(root, relay)
     stack.push_async_callback(store.close)
     lease = config.content.session_lease
     writers = await stack.enter_async_context(Sessions("writer", _close_writer, lease))

@@ -5,7 +5,7 @@ Layout under ``root``:
 - ``blobs/<alg>/<hex>``: committed bytes, once per node whatever the namespaces
   (:mod:`~flotilla.content.local_blobs`);
 - ``metadata.db``: SQLite index of which namespace sees which blob, with labels and times
-  (:mod:`~flotilla.content.local_index`);
+  (:mod:`~flotilla.content.local_index`), and the store's event outbox;
 - ``ingest/<sha256(namespace NUL ref)>/``: in-progress writes
   (:mod:`~flotilla.content.local_ingest`);
 - ``trash/``: blobs on their way out.
@@ -15,8 +15,10 @@ across processes by ``flock``; index transactions (one database thread here,
 ``BEGIN IMMEDIATE`` across processes) order commits and deletes. Disk IO and hashing run in
 worker threads. Several processes may share a root; start-up repairs what a crash left.
 
-Events are published once the change is durable. As in containerd, a failure to publish is
-returned to the caller although the change stands.
+Events are staged in the index transaction of the change they announce, so a change and its
+event are durable together (:mod:`flotilla.common.events.outbox`); a relay stores them in
+JetStream. Unlike containerd, a change never fails because its event could not be published:
+the event follows once JetStream is back, even after a crash.
 """
 
 from __future__ import annotations
@@ -33,13 +35,12 @@ from typing import Final, TypeVar
 from flotilla.common import digests, namespaces
 from flotilla.common.digests import Digest
 from flotilla.common.errdefs import AlreadyExists, InvalidArgument, NotFound, Unavailable
-from flotilla.common.events import EventPublisher
+from flotilla.common.events import TransactionalPublisher
 from flotilla.common.files import make_dirs
 from flotilla.common.filters import parse_all
 from flotilla.common.lifecycle import AsyncClosing
 from flotilla.common.settle import run_settled, settled
-from flotilla.content.events import TOPIC_CREATE, TOPIC_DELETE, ContentCreate, ContentDelete
-from flotilla.content.local_blobs import Blobs
+from flotilla.content.local_blobs import Blobs, database
 from flotilla.content.local_handles import LocalReaderAt, LocalWriter
 from flotilla.content.local_ingest import (
     Ingest,
@@ -69,14 +70,16 @@ class LocalStore(AsyncClosing):
 
     Args:
         root: the store's directory, created if missing; nothing else may write in it.
-        publisher: where ``/content/create`` and ``/content/delete`` are announced.
+        publisher: where ``/content/create`` and ``/content/delete`` are staged, in the
+            transactions of ``database(root)``: a :class:`~flotilla.common.events.relay.Relay`
+            of that file, or a test's double.
     """
 
-    def __init__(self, root: Path | str, publisher: EventPublisher) -> None:
+    def __init__(self, root: Path | str, publisher: TransactionalPublisher) -> None:
         self._root = Path(root)
         self._ingests = self._root / "ingest"
         make_dirs(self._ingests)
-        self._blobs = Blobs(self._root)
+        self._blobs = Blobs(self._root, publisher)
         self._blobs.recover()
         recover_ingests(self._ingests)
         self._publisher = publisher
@@ -89,9 +92,14 @@ class LocalStore(AsyncClosing):
         self._closed = False
 
     @classmethod
-    async def open(cls, root: Path | str, publisher: EventPublisher) -> LocalStore:
+    async def open(cls, root: Path | str, publisher: TransactionalPublisher) -> LocalStore:
         """Construct the store in a worker thread."""
         return await asyncio.to_thread(cls, root, publisher)
+
+    @staticmethod
+    def database(root: Path | str) -> Path:
+        """The SQLite file of the store at ``root``, whose outbox a relay drains."""
+        return database(Path(root))
 
     async def close(self) -> None:
         """Close open writers (keeping their ingests) and the index."""
@@ -207,17 +215,17 @@ class LocalStore(AsyncClosing):
         await settled(self._delete(namespace, parsed))
 
     async def _delete(self, namespace: str, digest: Digest) -> None:
-        await self._in_db(self._blobs.delete, namespace, digest)
-        await self._publisher.publish(namespace, TOPIC_DELETE, ContentDelete(digest=str(digest)))
+        row = await self._in_db(self._blobs.delete, namespace, digest)
+        await self._publisher.committed(row)
 
     async def _commit(self, ingest: Ingest, digest: Digest, labels: Mapping[str, str]) -> str:
-        """Record a verified ingest as a blob, drop the ingest, then announce the blob.
+        """Record a verified ingest as a blob with its event, drop the ingest, relay the event.
 
         The writer runs this :func:`settled`: once begun, it ends.
         """
         namespace = ingest.meta.namespace
         try:
-            info = await self._in_db(
+            info, row = await self._in_db(
                 self._blobs.commit, namespace, digest, ingest.offset, labels, ingest.data_path
             )
         except AlreadyExists:
@@ -225,8 +233,7 @@ class LocalStore(AsyncClosing):
             await run_settled(None, ingest.remove)
             raise
         await run_settled(None, ingest.remove)
-        event = ContentCreate(digest=info.digest, size=info.size)
-        await self._publisher.publish(namespace, TOPIC_CREATE, event)
+        await self._publisher.committed(row)
         return info.digest
 
     async def _open_ingest(

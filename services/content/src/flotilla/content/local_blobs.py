@@ -3,7 +3,8 @@
 Blocking: the store calls these from its single database thread.
 
 - ``blobs/<alg>/<hex>``: each blob's bytes, once per node, read-only.
-- ``metadata.db``: which namespace sees which blob (:class:`BlobIndex`).
+- ``metadata.db``: which namespace sees which blob (:class:`BlobIndex`), and the events
+  about them not yet stored in JetStream (the outbox).
 - ``trash/``: blobs being deleted.
 
 Every change of a blob file happens inside an index write transaction, which orders it
@@ -14,11 +15,12 @@ the old or the new state:
 - commit *hard-links* the verified, fsync-ed ingest data to its blob path, fsyncs the
   directory and inserts the row. Linking (not renaming) keeps the ingest whole until the
   transaction is durable; a crash in between leaves a blob file no row names, which
-  start-up removes, and the ingest, which can be committed again.
+  start-up removes, and the ingest, which can be committed again. ``/content/create`` is
+  staged in the same transaction: the blob and its event commit together.
 - delete removes the row and, when no namespace sees the digest any more, renames the file
   into ``trash/`` before the transaction commits; only then is it unlinked. A crash in
   between rolls the row back and start-up renames the file back (open readers keep their
-  file descriptor throughout).
+  file descriptor throughout). ``/content/delete`` is staged in the same transaction.
 """
 
 from __future__ import annotations
@@ -36,25 +38,33 @@ from flotilla.common import digests
 from flotilla.common import labels as label_rules
 from flotilla.common.digests import Digest
 from flotilla.common.errdefs import AlreadyExists, DataLoss, InvalidArgument, NotFound
+from flotilla.common.events import TransactionalPublisher
 from flotilla.common.files import fsync_dir, make_dirs
 from flotilla.common.times import from_ns
+from flotilla.content.events import TOPIC_CREATE, TOPIC_DELETE, ContentCreate, ContentDelete
 from flotilla.content.local_index import BlobIndex
 from flotilla.content.store import Info
 
-__all__ = ["Blobs"]
+__all__ = ["Blobs", "database"]
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
 class Blobs:
-    """The committed half of the local store. Use from one thread at a time."""
+    """The committed half of the local store. Use from one thread at a time.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: the store's directory.
+        events: where commits and deletes stage their events.
+    """
+
+    def __init__(self, root: Path, events: TransactionalPublisher) -> None:
         self._blobs = root / "blobs"
         self._trash = root / "trash"
         make_dirs(self._blobs)
         make_dirs(self._trash)
-        self._index = BlobIndex(root / "metadata.db")
+        self._index = BlobIndex(database(root))
+        self._events = events
 
     def close(self) -> None:
         """Close the index."""
@@ -107,10 +117,13 @@ class Blobs:
 
     def commit(
         self, namespace: str, digest: Digest, size: int, labels: Mapping[str, str], data: Path
-    ) -> Info:
+    ) -> tuple[Info, int]:
         """Make the verified, durable ingest ``data`` visible as ``digest`` in ``namespace``.
 
         ``data`` is left in place for the caller to remove with its ingest.
+
+        Returns:
+            The blob's info, and the outbox row of its ``/content/create``.
 
         Raises:
             AlreadyExists: if the namespace already sees ``digest``.
@@ -121,6 +134,9 @@ class Blobs:
         with self._index.transaction():
             if self._index.get(namespace, info.digest) is not None:
                 raise AlreadyExists(f"content {digest}")
+            # Staged first: a failure to stage leaves no file behind.
+            event = ContentCreate(digest=info.digest, size=size)
+            row = self._index.stage(self._events, namespace, TOPIC_CREATE, event)
             target = self.path(digest)
             if not target.exists():
                 # Another namespace may have committed these bytes: then keep its file.
@@ -132,10 +148,13 @@ class Blobs:
         if linked:
             with contextlib.suppress(OSError):
                 os.chmod(target, _READ_ONLY)
-        return info
+        return info, row
 
-    def delete(self, namespace: str, digest: Digest) -> None:
+    def delete(self, namespace: str, digest: Digest) -> int:
         """Hide the blob from ``namespace``; remove its file once no namespace sees it.
+
+        Returns:
+            The outbox row of its ``/content/delete``.
 
         Raises:
             NotFound: if the namespace does not see it.
@@ -144,6 +163,8 @@ class Blobs:
         with self._index.transaction():
             if not self._index.remove(namespace, str(digest)):
                 raise NotFound(f"content {digest}")
+            event = ContentDelete(digest=str(digest))
+            row = self._index.stage(self._events, namespace, TOPIC_DELETE, event)
             if not self._index.referenced(str(digest)):
                 trashed = self._trash / f"{digest.algorithm}-{digest.encoded}-{uuid.uuid4().hex}"
                 try:
@@ -152,6 +173,7 @@ class Blobs:
                     trashed = None
         if trashed is not None:
             trashed.unlink(missing_ok=True)
+        return row
 
     def recover(self) -> None:
         """Bring the files back in line with the index after a crash."""
@@ -177,6 +199,11 @@ class Blobs:
                 # Only files that are ours by name: a crashed commit's link.
                 if digest is not None and str(digest) not in referenced:
                     entry.unlink(missing_ok=True)
+
+
+def database(root: Path) -> Path:
+    """The SQLite file of the store at ``root``: its index, and its event outbox."""
+    return root / "metadata.db"
 
 
 def _digest_or_none(value: str) -> Digest | None:

@@ -5,6 +5,8 @@ committed transaction survives power loss), and ``BEGIN IMMEDIATE`` gives every 
 the node one write lock, which the store also uses to order its blob-file renames against
 concurrent commits and deletes. One row per (namespace, digest) says that the namespace
 sees the blob, with its size, times and labels; the file itself is stored once per node.
+The database is also the store's event outbox (:mod:`flotilla.common.events.outbox`): an
+event is staged in the transaction of the change it announces.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
+from flotilla.common.events import Event, TransactionalPublisher, outbox
 from flotilla.common.times import from_ns, to_ns
 from flotilla.content.store import Info
 
@@ -52,6 +55,7 @@ class BlobIndex:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            outbox.install(self._db)
 
     def close(self) -> None:
         """Close the database."""
@@ -67,6 +71,12 @@ class BlobIndex:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def stage(
+        self, events: TransactionalPublisher, namespace: str, topic: str, event: Event
+    ) -> int:
+        """Stage ``event`` in the open transaction; its outbox row."""
+        return events.stage(self._db, namespace, topic, event)
 
     def get(self, namespace: str, digest: str) -> Info | None:
         """The blob as ``namespace`` sees it, if it does."""

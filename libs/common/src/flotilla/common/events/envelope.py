@@ -1,20 +1,20 @@
-"""containerd's event envelope and the port through which cores announce their changes.
+"""containerd's event envelope, and the payloads it carries.
 
-A core publishes an event only after the change it describes is durable. Event payloads are
-msgspec Structs subclassing :class:`Event`, tagged with containerd's fully-qualified event name
-(``containerd.events.ContentCreate``) so the gateway can rebuild containerd's protobuf exactly.
+Event payloads are msgspec Structs subclassing :class:`Event`, tagged with containerd's
+fully-qualified event name (``containerd.events.ContentCreate``) so the gateway can rebuild
+containerd's protobuf exactly.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Final
 
 import msgspec
 
 from flotilla.common.subjects import event_subject
 
-__all__ = ["Envelope", "Event", "EventPublisher", "RecordingPublisher", "envelope_for"]
+__all__ = ["Envelope", "Event", "decode_envelope", "encode_envelope", "envelope_for"]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -42,7 +42,8 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
         return event_subject(self.topic)
 
 
-_encoder = msgspec.msgpack.Encoder()
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(Envelope)
 
 
 def envelope_for(namespace: str, topic: str, event: Event) -> Envelope:
@@ -51,20 +52,15 @@ def envelope_for(namespace: str, topic: str, event: Event) -> Envelope:
     return Envelope(timestamp=time.time_ns(), namespace=namespace, topic=topic, event=raw)
 
 
-class EventPublisher(Protocol):
-    """Where a core announces a durable change."""
-
-    async def publish(self, namespace: str, topic: str, event: Event) -> None:
-        """Publish ``event`` under containerd's ``topic`` (e.g. ``/content/delete``)."""
-        ...
+def encode_envelope(envelope: Envelope) -> bytes:
+    """The envelope as it is stored in JetStream (msgpack)."""
+    return _encoder.encode(envelope)
 
 
-class RecordingPublisher:
-    """An in-memory :class:`EventPublisher` for unit tests of a pure core."""
+def decode_envelope(data: bytes) -> Envelope:
+    """An envelope read back from JetStream.
 
-    def __init__(self) -> None:
-        self.published: list[tuple[str, str, Event]] = []
-
-    async def publish(self, namespace: str, topic: str, event: Event) -> None:
-        """Remember the event."""
-        self.published.append((namespace, topic, event))
+    Raises:
+        msgspec.DecodeError: if ``data`` is not one.
+    """
+    return _decoder.decode(data)

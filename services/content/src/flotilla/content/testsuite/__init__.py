@@ -5,7 +5,7 @@ and provide its fixtures:
 
 - ``store`` (required): a fresh, empty :class:`~flotilla.content.store.Store`.
 - ``events`` (required): an :class:`EventLog` showing what that store published
-  (:class:`RecordedEvents` wraps a :class:`~flotilla.common.events.RecordingPublisher`).
+  (:class:`RecordedEvents` wraps ``flotilla.testkit.events.RecordingPublisher``).
 - ``restart`` (optional): a :data:`Restart` that closes the store and returns a new one over
   the same state; without it, the restart cases are skipped.
 - ``namespace``, ``other_namespace`` (optional): two distinct namespace names.

@@ -11,7 +11,7 @@ from typing import Final, Protocol
 import pytest
 
 from flotilla.common import digests
-from flotilla.common.events import Event, RecordingPublisher
+from flotilla.common.events import Event
 from flotilla.content.store import Store
 
 __all__ = [
@@ -43,10 +43,19 @@ class EventLog(Protocol):
         ...
 
 
-class RecordedEvents:
-    """An :class:`EventLog` over the in-memory :class:`RecordingPublisher`."""
+class Recording(Protocol):
+    """An in-memory publisher, e.g. ``flotilla.testkit.events.RecordingPublisher``."""
 
-    def __init__(self, publisher: RecordingPublisher) -> None:
+    @property
+    def published(self) -> Sequence[tuple[str, str, Event]]:
+        """``(namespace, topic, event)`` published so far, oldest first."""
+        ...
+
+
+class RecordedEvents:
+    """An :class:`EventLog` over an in-memory :class:`Recording` publisher."""
+
+    def __init__(self, publisher: Recording) -> None:
         self._publisher = publisher
 
     def seen(self) -> Sequence[tuple[str, str, Event]]:
