@@ -10,6 +10,7 @@ numeric code carried in the ``Nats-Service-Error-Code`` header.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,6 +38,7 @@ __all__ = [
     "Unknown",
     "from_grpc_code",
     "from_name",
+    "from_os_error",
     "kind_of",
     "wrap",
 ]
@@ -207,3 +209,33 @@ def wrap(error: BaseException) -> ErrdefsError:
     if isinstance(error, ErrdefsError):
         return error
     return Internal(f"internal error ({type(error).__name__})")
+
+
+# errno -> (class, message) for the OS errors a caller can act on; the message is the errno's
+# text, lower-cased as errdefs messages are.
+_BY_ERRNO: Final[dict[int, tuple[type[ErrdefsError], str]]] = {
+    errno.ENOSPC: (ResourceExhausted, "no space left on device"),
+    errno.EDQUOT: (ResourceExhausted, "disk quota exceeded"),
+    errno.EFBIG: (ResourceExhausted, "file too large"),
+    errno.EMFILE: (ResourceExhausted, "too many open files"),
+    errno.ENFILE: (ResourceExhausted, "too many open files in system"),
+    errno.ENOMEM: (ResourceExhausted, "out of memory"),
+    errno.EACCES: (PermissionDenied, "permission denied"),
+    errno.EPERM: (PermissionDenied, "operation not permitted"),
+    errno.EROFS: (FailedPrecondition, "read-only file system"),
+    errno.ENOENT: (NotFound, "no such file or directory"),
+    errno.EEXIST: (AlreadyExists, "file exists"),
+}
+
+
+def from_os_error(error: OSError, where: str) -> ErrdefsError:
+    """The error class for ``error``'s errno, naming ``where`` (a path, a root, an object).
+
+    E.g. ``ENOSPC`` becomes ``ResourceExhausted("no space left on device (/var/lib/x)")``.
+    Errnos without a class of their own stay Internal, as :func:`wrap` makes them, but say
+    what failed where. Raise the result ``from error`` to keep the cause for the logs.
+    """
+    cls, text = _BY_ERRNO.get(error.errno or 0, (Internal, ""))
+    if not text:
+        text = (error.strerror or "os error").lower()
+    return cls(f"{text} ({where})")

@@ -1,8 +1,8 @@
 """The :class:`Writer` and :class:`ReaderAt` of :class:`~flotilla.content.local.LocalStore`.
 
-Disk IO and hashing run in worker threads (small writes inline: they only reach the page
-cache, and a thread hop costs more than they do), and a thread is always waited for, even by
-a cancelled caller, before anything else touches the file descriptors it uses.
+Disk IO and hashing run in worker threads, never in the event loop: even a small write may
+wait for the disk (a full page cache, writeback congestion). A thread is always waited for, even
+by a cancelled caller, before anything else touches the file descriptors it uses.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ __all__ = ["MAX_READ", "CommitHook", "LocalReaderAt", "LocalWriter"]
 MAX_READ: Final = 4 << 20
 """The most one :meth:`LocalReaderAt.read_at` returns."""
 
-# Up to this, writing and hashing in the event loop (~60 µs at 1 GB/s) beats a thread hop.
-_INLINE: Final = 64 << 10
+# Above this, an append hashes in a second thread while its thread writes; below, the hand-off
+# would cost more than the hashing it overlaps (~60 µs at 1 GB/s).
+_HASH_APART: Final = 64 << 10
 
 CommitHook = Callable[[Ingest, Digest, dict[str, str]], Awaitable[str]]
 """Records a verified ingest as a blob, removes the ingest and announces the blob."""
@@ -68,10 +69,8 @@ class LocalWriter(AsyncClosing):
         """Append ``data`` at the current offset."""
         async with self._busy:
             ingest = self._live()
-            if len(data) <= _INLINE:
-                ingest.append(data)
-            else:
-                await run_settled(None, ingest.append, data, self._hasher_pool)
+            hasher_pool = self._hasher_pool if len(data) > _HASH_APART else None
+            await run_settled(None, ingest.append, data, hasher_pool)
 
     @property
     def data_path(self) -> Path:

@@ -18,6 +18,10 @@ but after a crash the file's size is again the offset. Commit
 hard-links ``data`` into ``blobs/`` and then removes the ingest; a data file with more than
 one link is therefore a committed blob whose ingest a crash left behind: it is never written
 to again, and counts as no ingest at all.
+
+Disk errors leave as errdefs errors naming the file (a full disk is ``ResourceExhausted``), and
+leave the ingest resumable: a failed append or adoption changes neither the offset nor the
+hash, so the writer may go on once the disk has room again.
 """
 
 from __future__ import annotations
@@ -38,11 +42,13 @@ import msgspec
 from flotilla.common import digests
 from flotilla.common.digests import Digest, Hasher
 from flotilla.common.errdefs import (
+    ErrdefsError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     OutOfRange,
     Unavailable,
+    from_os_error,
 )
 from flotilla.common.files import pwrite_all, write_atomic
 from flotilla.common.times import from_ns
@@ -75,6 +81,15 @@ def ingest_dir(root: Path, namespace: str, ref: str) -> Path:
     """The directory of ``ref`` in ``namespace``; hashed to keep any ref a safe, short name."""
     key = hashlib.sha256(f"{namespace}\0{ref}".encode()).hexdigest()
     return root / key
+
+
+@contextlib.contextmanager
+def _disk_errors(where: Path) -> Iterator[None]:
+    """Raise the OS errors of the block as errdefs errors naming ``where``."""
+    try:
+        yield
+    except OSError as err:
+        raise from_os_error(err, str(where)) from err
 
 
 def _write_meta(directory: Path, meta: IngestMeta) -> None:
@@ -257,19 +272,21 @@ class Ingest:
 
         Raises:
             Unavailable: if another writer holds the ref.
+            ResourceExhausted: if the disk is full (a fresh ingest leaves nothing behind).
         """
-        lock_fd = _lock(directory, meta.ref, create=True)
-        try:
-            stored = read_meta(directory)
-            resumed = _resumed(stored, meta) if stored else None
-            if resumed is None:
-                return cls._open(directory, lock_fd, meta, fresh=True)
-            if resumed != stored:
-                _write_meta(directory, resumed)
-            return cls._open(directory, lock_fd, resumed, fresh=False)
-        except BaseException:
-            os.close(lock_fd)
-            raise
+        with _disk_errors(directory):
+            lock_fd = _lock(directory, meta.ref, create=True)
+            try:
+                stored = read_meta(directory)
+                resumed = _resumed(stored, meta) if stored else None
+                if resumed is None:
+                    return cls._open(directory, lock_fd, meta, fresh=True)
+                if resumed != stored:
+                    _write_meta(directory, resumed)
+                return cls._open(directory, lock_fd, resumed, fresh=False)
+            except BaseException:
+                os.close(lock_fd)
+                raise
 
     @classmethod
     def _open(cls, directory: Path, lock_fd: int, meta: IngestMeta, *, fresh: bool) -> Ingest:
@@ -287,6 +304,8 @@ class Ingest:
         except BaseException:
             if data_fd is not None:
                 os.close(data_fd)
+            if fresh:  # e.g. no room for the metadata: a torn start would only take up space
+                shutil.rmtree(directory, ignore_errors=True)
             raise
 
     @property
@@ -312,13 +331,20 @@ class Ingest:
                 large appends); ``None`` hashes here, after writing.
 
         Raises:
-            FailedPrecondition: if an earlier write failed half-way: the file and the hash
-                may disagree, so only a resumed writer (which re-hashes) may go on.
+            ResourceExhausted: if the disk is full; nothing of ``data`` is kept, and the same
+                append may be tried again once there is room.
+            FailedPrecondition: if an earlier failure left the file and the hash disagreeing,
+                so only a reopened writer (which re-hashes) may go on.
         """
         self._check()
-        hashing = hasher_pool.submit(self.hasher.update, data) if hasher_pool else None
+        # Hashed into a copy: a failed write must leave the hash as it was.
+        hashed = self.hasher.copy() if hasher_pool else self.hasher
+        hashing = hasher_pool.submit(hashed.update, data) if hasher_pool else None
         try:
             pwrite_all(self._data_fd, data, self.offset)
+        except OSError as err:
+            self._cut_back()
+            raise self._os_error(err) from err
         except BaseException:
             self._failed = True
             raise
@@ -327,10 +353,24 @@ class Ingest:
             if hashing is not None:
                 hashing.result()
         if hashing is None:
-            self.hasher.update(data)
-        self.offset += len(data)
+            hashed.update(data)
+        self.hasher = hashed
+        self._moved_to(self.offset + len(data))
+
+    def _cut_back(self) -> None:
+        """Drop what a failed write left past the offset, so the file matches the hash again."""
+        try:
+            os.ftruncate(self._data_fd, self.offset)
+        except OSError:
+            self._failed = True
+
+    def _moved_to(self, offset: int) -> None:
+        self.offset = offset
         self.updated_ns = time.time_ns()
-        self._writeback.written(self.offset)
+        self._writeback.written(offset)
+
+    def _os_error(self, err: OSError) -> ErrdefsError:
+        return from_os_error(err, str(self.data_path))
 
     def adopt(self, end: int) -> None:
         """Take in the bytes a same-node writer wrote into the data file, up to ``end``.
@@ -343,37 +383,44 @@ class Ingest:
         self._check()
         if end < self.offset:
             raise OutOfRange(f"ref {self.meta.ref}: reported end {end} before offset {self.offset}")
-        held = os.fstat(self._data_fd).st_size
-        if held < end:
-            raise FailedPrecondition(
-                f"ref {self.meta.ref}: writer reports {end} bytes, the ingest file holds {held}"
-            )
-        try:
-            self.offset = _hash_range(self.hasher, self._data_fd, self.offset, end)
-        except BaseException:
-            self._failed = True
-            raise
-        self.updated_ns = time.time_ns()
-        self._writeback.written(self.offset)
+        hashed = self.hasher.copy()  # a failed read must leave the hash as it was
+        with _disk_errors(self.data_path):
+            held = os.fstat(self._data_fd).st_size
+            if held < end:
+                raise FailedPrecondition(
+                    f"ref {self.meta.ref}: writer reports {end} bytes, the ingest file holds {held}"
+                )
+            offset = _hash_range(hashed, self._data_fd, self.offset, end)
+        self.hasher = hashed
+        self._moved_to(offset)
 
     def truncate(self, size: int) -> None:
         """Cut the data back to ``size`` bytes (at most the offset) and re-hash what stays."""
         self._check()
-        os.ftruncate(self._data_fd, size)
-        self.hasher, self.offset = _hash_file(self._data_fd, self.hasher.name, size)
-        self.updated_ns = time.time_ns()
-        self._writeback.written(self.offset)
+        try:
+            os.ftruncate(self._data_fd, size)
+            self.hasher, offset = _hash_file(self._data_fd, self.hasher.name, size)
+        except OSError as err:
+            self._failed = True  # perhaps cut, not re-hashed
+            raise self._os_error(err) from err
+        self._moved_to(offset)
 
     def verify(self, size: int, expected: Digest | None) -> Digest:
         """Make the data durable and check it against ``size`` and ``expected``.
 
         Raises:
             FailedPrecondition: on a mismatch, naming the expected and actual values.
+            ResourceExhausted: if the disk is full: the bytes may not all have reached it, so
+                only a reopened writer (which re-hashes what the file holds) may go on.
         """
         self._check()
-        if os.fstat(self._data_fd).st_size != self.offset:
-            os.ftruncate(self._data_fd, self.offset)  # bytes a same-node writer never reported
-        os.fsync(self._data_fd)
+        try:
+            if os.fstat(self._data_fd).st_size != self.offset:
+                os.ftruncate(self._data_fd, self.offset)  # bytes a same-node writer never reported
+            os.fsync(self._data_fd)
+        except OSError as err:
+            self._failed = True  # after a failed fsync, the file may have lost written pages
+            raise self._os_error(err) from err
         if size and size != self.offset:
             raise FailedPrecondition(
                 f"commit size mismatch for ref {self.meta.ref}: "
@@ -394,7 +441,8 @@ class Ingest:
     def _check(self) -> None:
         if self._failed:
             raise FailedPrecondition(
-                f"ref {self.meta.ref}: an earlier write failed; reopen the writer to resume"
+                f"ref {self.meta.ref}: an earlier write failed and its bytes are in doubt; "
+                "close the writer and open it again to resume"
             )
 
     def close(self, *, sync: bool = True) -> None:
@@ -404,7 +452,8 @@ class Ingest:
         self.closed = True
         try:
             if sync:
-                os.fsync(self._data_fd)
+                with _disk_errors(self.data_path):
+                    os.fsync(self._data_fd)
         finally:
             os.close(self._data_fd)
             os.close(self._lock_fd)

@@ -6,6 +6,9 @@ writeback of each range once written (Linux ``sync_file_range(SYNC_FILE_RANGE_WR
 starts the IO and does not wait for it) overlaps the disk with the network, leaves the final
 ``fsync`` little to do and keeps dirty memory small. It is only a hint: ``fsync`` still makes
 the data durable, and where the call is missing this does nothing.
+
+The call does not wait for the IO, but it may wait to queue it (a congested disk), so it runs
+where the write that preceded it does: in a worker thread, never in the event loop.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ _sync_file_range: Final = _load_sync_file_range() if os.uname().sysname == "Linu
 
 class Writeback:
     """Starts writeback of a file's bytes in steps of ``every`` as its end moves on.
+
+    Blocking: call :meth:`written` from the worker thread that wrote the bytes.
 
     Args:
         fd: the file, open for writing.

@@ -4,6 +4,9 @@ On the content service's own node the ingest's data file is on this machine's di
 into it and then reporting how far (``written``) spares the bytes three trips through sockets
 and two processes; the service still hashes every byte before it counts (the file's contents
 are what it verifies), and commit still checks the digest and size.
+
+File system calls run in worker threads, never in the event loop; their errors leave as errdefs
+errors naming the file (a full disk is ``ResourceExhausted``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
+from flotilla.common.errdefs import from_os_error
 from flotilla.common.files import pwrite_all
+from flotilla.common.settle import run_settled
 from flotilla.content import convert
 
 __all__ = ["REPORT_EVERY", "IngestFile", "copy_reporting"]
@@ -40,6 +45,7 @@ class IngestFile:
 
         A caller that shares the service's node id but not its disk (another container,
         another machine) finds no such file, or another one, and writes over the bus instead.
+        Blocking (a ``stat``): in the event loop, use :meth:`reach`.
         """
         if not path:
             return None
@@ -51,11 +57,32 @@ class IngestFile:
             return None
         return cls(Path(path)) if os.access(path, os.W_OK) else None
 
+    @classmethod
+    async def reach(cls, path: str, file_id: str) -> IngestFile | None:
+        """:meth:`reachable`, checked in a worker thread."""
+        if not path:  # the service is elsewhere: nothing to look at
+            return None
+        return await asyncio.to_thread(cls.reachable, path, file_id)
+
     async def write_at(self, data: bytes, offset: int) -> None:
-        """Write all of ``data`` at ``offset``."""
-        if self._fd < 0:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
-        await asyncio.to_thread(pwrite_all, self._fd, data, offset)
+        """Write all of ``data`` at ``offset``.
+
+        Raises:
+            ResourceExhausted: if the disk is full. Part of ``data`` may be in the file; the
+                service takes in only what is reported, so writing again from the reported
+                offset is safe.
+        """
+        # Settled: even a cancelled caller waits until the thread is done with the descriptor,
+        # so that close() never pulls it from under a write.
+        await run_settled(None, self._write_at, data, offset)
+
+    def _write_at(self, data: bytes, offset: int) -> None:
+        try:
+            if self._fd < 0:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+            pwrite_all(self._fd, data, offset)
+        except OSError as err:
+            raise from_os_error(err, str(self.path)) from err
 
     def close(self) -> None:
         """Close the file: no descriptor of this process may outlive the ingest into a blob."""
