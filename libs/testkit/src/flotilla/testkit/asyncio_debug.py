@@ -1,0 +1,124 @@
+"""Fail a test whose event loop blocked, when asyncio's debug mode is on.
+
+With ``PYTHONASYNCIODEBUG=1`` (or ``python -X dev``, or pytest-asyncio's ``--asyncio-debug``)
+asyncio times every callback and task step and logs ``Executing <callback> took 0.123 seconds``
+for the slow ones. Here "slow" means over :data:`SLOW_CALLBACK` (asyncio's own default, 0.1 s,
+would let 50-100 ms stalls through): the test that logged one fails at teardown, naming the
+callback and the phase (setup, call, teardown) it ran in. Without debug mode this does nothing.
+
+Enable it with ``pytest_plugins = ["flotilla.testkit.asyncio_debug"]`` in a ``conftest.py``.
+Only loops of this process are watched; a service run as a child process logs its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Final
+
+import pytest
+
+__all__ = ["SLOW_CALLBACK", "debug_mode", "slow_callbacks"]
+
+SLOW_CALLBACK: Final = 0.05
+"""Seconds a callback may hold the event loop before it counts as blocking it."""
+
+_LOGGER: Final = "asyncio"
+_ACTIVE: Final = pytest.StashKey[bool]()
+
+
+def debug_mode() -> bool:
+    """Whether asyncio starts new event loops in debug mode (its own rule)."""
+    from_env = not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
+    return sys.flags.dev_mode or from_env
+
+
+class _DebugPolicy(asyncio.DefaultEventLoopPolicy):
+    """Makes every new loop report callbacks slower than :data:`SLOW_CALLBACK`."""
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        loop.slow_callback_duration = SLOW_CALLBACK
+        return loop
+
+
+class _Phase:
+    """Which phase of its test is running: an async fixture's callback names only pytest-asyncio."""
+
+    now = "setup"
+
+
+class _SlowCallbacks(logging.Handler):
+    """Collects asyncio's slow-callback warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, str) and record.msg.startswith("Executing "):
+            self.seen.append(f"in {_Phase.now}: {record.getMessage()}")
+
+
+def _asyncio_debug_option(config: pytest.Config) -> bool:
+    try:
+        option = config.getoption("asyncio_debug")
+        return bool(option) or config.getini("asyncio_debug") in (True, "true")
+    except ValueError:  # no pytest-asyncio
+        return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In debug mode, make the loops pytest-asyncio creates debug ones, with our threshold."""
+    active = debug_mode() or _asyncio_debug_option(config)
+    config.stash[_ACTIVE] = active
+    if active:
+        # pytest-asyncio turns debug mode off unless asked, whatever the environment says.
+        config.option.asyncio_debug = True
+        # It builds its loops with the policy in place when the session starts.
+        asyncio.set_event_loop_policy(_DebugPolicy())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Label what follows as the test's setup."""
+    _Phase.now = "setup"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Label what follows as the test itself."""
+    _Phase.now = "call"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Label what follows as the test's teardown."""
+    _Phase.now = "teardown"
+
+
+@pytest.fixture(autouse=True)
+def slow_callbacks(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """The slow callbacks logged during the test (its fixtures too); any fails it."""
+    if not request.config.stash.get(_ACTIVE, False):
+        yield []
+        return
+    handler = _SlowCallbacks()
+    logger = logging.getLogger(_LOGGER)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.WARNING:
+        logger.setLevel(logging.WARNING)  # a test's logging set-up must not hide them
+    logger.addHandler(handler)
+    try:
+        yield handler.seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    if handler.seen:
+        lines = "\n".join(f"  {seen}" for seen in handler.seen)
+        pytest.fail(
+            f"the event loop was blocked for more than {SLOW_CALLBACK} s:\n{lines}", pytrace=False
+        )
