@@ -37,7 +37,7 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 WORK=$(mktemp -d /var/tmp/flotilla-base.XXXXXX)
 ROOTFS=$WORK/rootfs
 # A debootstrap that failed half-way may leave /proc or /sys mounted in the tree: never descend.
-trap 'umount -l "$ROOTFS/proc" "$ROOTFS/sys" 2>/dev/null; rm -rf --one-file-system "$WORK"' EXIT
+trap 'umount -l "$ROOTFS/proc" "$ROOTFS/sys" 2>/dev/null || true; rm -rf --one-file-system "$WORK"' EXIT
 echo "$TAG: debootstrap $SUITE from $MIRROR"
 if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" \
   >"$WORK/debootstrap.log" 2>&1; then
