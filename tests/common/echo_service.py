@@ -7,26 +7,31 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import msgspec
-
 from flotilla.common import errdefs
-from flotilla.common.bus import Bus, Context, Method, ServiceHost
+from flotilla.common.bus import Bus, Context, ServiceApi, ServiceHost, Wire
 
 
-class Echo(msgspec.Struct, frozen=True, kw_only=True):
+class Echo(Wire, frozen=True):
     text: str = ""
     count: int = 0
     chunk: int = 1 << 20
     delay: float = 0.0
 
 
-ECHO = Method("echo", "echo", Echo, Echo)
-RAISE = Method("echo", "raise", Echo, Echo)
-SLEEP = Method("echo", "sleep", Echo, Echo)
-GENERATE = Method("echo", "generate", Echo, Echo)
-DIGEST = Method("echo", "digest", Echo, Echo)
-LOCAL = Method("echo", "local", Echo, Echo, node_local=True)
-MEET = Method("echo", "meet", Echo, Echo)
+class Reply(Wire, frozen=True):
+    text: str = ""
+    count: int = 0
+
+
+API = ServiceApi("echo")
+ECHO = API.unary("echo", Echo, Reply)
+RAISE = API.unary("raise", Echo, Reply)
+SLEEP = API.unary("sleep", Echo, Reply)
+GENERATE = API.source("generate", Echo)
+ITEMS = API.items("items", Echo, Reply)
+DIGEST = API.sink("digest", Echo, Reply)
+LOCAL = API.unary("local", Echo, Reply, node_local=True)
+MEET = API.unary("meet", Echo, Reply)
 
 
 def pattern(index: int, size: int) -> bytes:
@@ -50,25 +55,29 @@ class EchoHandlers:
     def __init__(self) -> None:
         self.probe = Probe()
 
-    async def echo(self, req: Echo, ctx: Context) -> Echo:
-        return Echo(text=f"{req.text}@{ctx.namespace}")
+    async def echo(self, req: Echo, ctx: Context) -> Reply:
+        return Reply(text=f"{req.text}@{ctx.namespace}")
 
-    async def raise_(self, req: Echo, ctx: Context) -> Echo:
+    async def raise_(self, req: Echo, ctx: Context) -> Reply:
         if req.text == "foreign":
             raise RuntimeError("secret /etc/shadow path")
         raise errdefs.KINDS[req.text].cls(f"{req.text} raised on purpose")
 
-    async def sleep(self, req: Echo, ctx: Context) -> Echo:
+    async def sleep(self, req: Echo, ctx: Context) -> Reply:
         await asyncio.sleep(req.delay)
-        return req
+        return Reply(text=req.text)
 
-    async def meet(self, req: Echo, ctx: Context) -> Echo:
+    async def meet(self, req: Echo, ctx: Context) -> Reply:
         """Returns only once ``req.count`` callers are inside at the same time."""
         self.probe.arrived += 1
         if self.probe.arrived >= req.count:
             self.probe.all_arrived.set()
         await self.probe.all_arrived.wait()
-        return req
+        return Reply(text=req.text, count=req.count)
+
+    async def items(self, req: Echo, ctx: Context) -> AsyncIterator[Reply]:
+        for index in range(req.count):
+            yield Reply(text=req.text * (req.chunk // max(1, len(req.text))), count=index)
 
     async def generate(self, req: Echo, ctx: Context) -> AsyncIterator[bytes]:
         try:
@@ -82,9 +91,11 @@ class EchoHandlers:
         finally:
             self.probe.closed.set()
 
-    async def digest(self, req: Echo, ctx: Context, chunks: AsyncIterator[bytes]) -> Echo:
+    async def digest(self, req: Echo, ctx: Context, chunks: AsyncIterator[bytes]) -> Reply:
         if req.text == "refuse":
             raise errdefs.Unavailable("ref locked")
+        if req.text == "skip":
+            return Reply(text="answered without reading")
         hasher, count = hashlib.sha256(), 0
         async for chunk in chunks:
             hasher.update(chunk)
@@ -94,16 +105,17 @@ class EchoHandlers:
                 await asyncio.sleep(req.delay)
             if req.text == "fail" and count == 3:
                 raise errdefs.FailedPrecondition("bad chunk")
-        return Echo(text=hasher.hexdigest(), count=count)
+        return Reply(text=hasher.hexdigest(), count=count)
 
 
-def echo_host(bus: Bus, handlers: EchoHandlers) -> ServiceHost:
-    host = ServiceHost(bus, "echo", "1.2.3", "test service")
+def echo_host(bus: Bus, handlers: EchoHandlers, max_inflight: int = 1024) -> ServiceHost:
+    host = ServiceHost(bus, API, "1.2.3", "test service", max_inflight=max_inflight)
     host.unary(ECHO, handlers.echo)
     host.unary(RAISE, handlers.raise_)
     host.unary(SLEEP, handlers.sleep)
     host.unary(LOCAL, handlers.echo)
     host.unary(MEET, handlers.meet)
     host.source(GENERATE, handlers.generate)
+    host.items(ITEMS, handlers.items)
     host.sink(DIGEST, handlers.digest)
     return host

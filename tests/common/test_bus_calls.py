@@ -7,14 +7,14 @@ import pytest
 from flotilla.common import errdefs, headers
 from flotilla.common.bus import Bus, ServiceHost
 
-from .echo_service import ECHO, LOCAL, MEET, RAISE, SLEEP, Echo
+from .echo_service import ECHO, LOCAL, MEET, RAISE, SLEEP, Echo, Reply
 
 pytestmark = pytest.mark.usefixtures("echo")
 
 
 async def test_round_trip_carries_namespace_in_a_header(bus: Bus) -> None:
     reply = await bus.call(ECHO, Echo(text="hi"), namespace="k8s.io")
-    assert reply == Echo(text="hi@k8s.io")
+    assert reply == Reply(text="hi@k8s.io")
 
 
 async def test_missing_namespace_is_invalid_argument(bus: Bus) -> None:
@@ -58,9 +58,9 @@ async def test_server_stops_work_at_the_callers_deadline(bus: Bus, server_bus: B
 
 
 async def test_no_responders_is_unavailable(bus: Bus) -> None:
-    from flotilla.common.bus import Method
+    from flotilla.common.bus import Unary
 
-    nobody = Method("nobody", "home", Echo, Echo)
+    nobody = Unary("nobody", "home", Echo, Reply)
     with pytest.raises(errdefs.Unavailable, match="no service answers"):
         await bus.call(nobody, Echo(), namespace="n", timeout=2)
 

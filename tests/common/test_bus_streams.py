@@ -72,9 +72,9 @@ async def test_slow_sink_bounds_what_the_caller_sends(bus: Bus, handlers: EchoHa
             max_ahead = max(max_ahead, index - len(handlers.probe.consumed))
             yield pattern(index, 64 * 1024)
 
-    reply = await bus.upload(DIGEST, Echo(delay=0.01), counted(), window=4)
+    reply = await bus.upload(DIGEST, Echo(delay=0.01), counted())
     assert reply.count == 30
-    assert max_ahead <= 4 + 1
+    assert max_ahead <= DEFAULT_WINDOW + 1
 
 
 async def test_sender_failure_mid_download_reaches_the_receiver(bus: Bus) -> None:

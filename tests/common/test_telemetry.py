@@ -7,7 +7,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from flotilla.common.bus import Bus, Empty, Method, MetricsText, ServiceHost
+from flotilla.common.bus import Bus, Empty, ServiceHost, metrics_method
 from flotilla.common.telemetry.logs import JsonFormatter
 
 from .echo_service import ECHO, Echo
@@ -32,8 +32,7 @@ async def test_server_span_continues_the_callers_trace(
 async def test_metrics_count_requests_by_endpoint(bus: Bus, echo: ServiceHost) -> None:
     for _ in range(3):
         await bus.call(ECHO, Echo(text="m"), namespace="n")
-    metrics = Method("echo", "metrics", Empty, MetricsText, node_local=True)
-    text = (await bus.call(metrics, Empty())).text
+    text = (await bus.call(metrics_method("echo"), Empty())).text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     totals = [
         s.value

@@ -14,8 +14,9 @@ import msgspec
 import pytest
 from nats.aio.msg import Msg
 
-from flotilla.common.bus import Bus, connect
-from flotilla.common.config import Config, ContentConfig, NatsConfig
+from flotilla.common import runtime
+from flotilla.common.bus import Bus
+from flotilla.common.config import Config, NatsConfig
 from flotilla.common.events import Envelope, Event
 from flotilla.common.subjects import EVENTS_PREFIX, topic_of
 from flotilla.content.__main__ import build
@@ -47,26 +48,24 @@ class BusEvents:
 class ServiceUnderTest:
     """The content service, built in this process, restartable over the same root."""
 
-    def __init__(self, config: Config, nats_url: str) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.nats_url = nats_url
         self.stack = AsyncExitStack()
 
     async def start(self) -> None:
         self.stack = AsyncExitStack()
-        bus = await connect([self.nats_url], node=NODE, name="content", connect_timeout=5)
-        self.stack.push_async_callback(bus.close)
-        host = await build(self.config, bus, self.stack)
-        await host.start()
-        self.stack.push_async_callback(host.stop)
+        await self.stack.enter_async_context(runtime.running("content", self.config, build))
 
     async def stop(self) -> None:
         await self.stack.aclose()
 
 
-def service_config(root: Path, lease: float = 30.0) -> Config:
+def service_config(root: Path, nats_url: str, lease: float = 30.0) -> Config:
     return Config(
-        root=str(root), node_id=NODE, nats=NatsConfig(), content=ContentConfig(session_lease=lease)
+        root=str(root),
+        node_id=NODE,
+        nats=NatsConfig(urls=(nats_url,), connect_timeout=5),
+        sections={"content": {"session_lease": lease}},
     )
 
 
@@ -75,7 +74,7 @@ class TestContentSameNode(ContentSuite):
 
     @pytest.fixture
     async def service(self, tmp_path: Path, nats_url: str) -> AsyncIterator[ServiceUnderTest]:
-        service = ServiceUnderTest(service_config(tmp_path / "root"), nats_url)
+        service = ServiceUnderTest(service_config(tmp_path / "root", nats_url))
         await service.start()
         yield service
         await service.stop()

@@ -177,17 +177,7 @@ async def test_a_full_disk_ingest_resumes_once_there_is_room(
 
 @pytest.mark.parametrize(
     "caller",
-    [
-        pytest.param(
-            "over NATS",
-            marks=pytest.mark.xfail(
-                reason="ProxyWriter keeps counting the bytes it sent after a failed upload",
-                raises=AssertionError,
-                strict=True,
-            ),
-        ),
-        "same node",
-    ],
+    ["over NATS", "same node"],
     indirect=True,
 )
 async def test_the_same_writer_goes_on_once_there_is_room(disk: Disk, caller: ContentProxy) -> None:

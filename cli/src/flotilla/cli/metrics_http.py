@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flotilla.cli.health import services_on
 from flotilla.common import errdefs
-from flotilla.common.bus import Bus, Empty, Method, MetricsText
+from flotilla.common.bus import Bus, Empty, metrics_method
 
 __all__ = ["collect_metrics", "serve_metrics"]
 
@@ -35,10 +35,9 @@ class _Merged:
 
 async def collect_metrics(bus: Bus) -> str:
     """Every service of this node's metrics, as one Prometheus text document."""
-    texts = []
+    texts: list[str] = []
     for ping in await services_on(bus, bus.node, ServiceVerb.PING):
-        service = ping["metadata"]["service"]
-        method = Method(service, "metrics", Empty, MetricsText, node_local=True)
+        method = metrics_method(ping["metadata"]["service"])
         with contextlib.suppress(errdefs.ErrdefsError):
             texts.append((await bus.call(method, Empty(), timeout=2)).text)
     registry = CollectorRegistry(auto_describe=False)

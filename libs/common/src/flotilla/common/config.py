@@ -2,7 +2,18 @@
 
 Lookup: the file named by ``FLOTILLA_CONFIG``, else ``/etc/flotilla/config.toml`` if it exists,
 else defaults. Then every ``FLOTILLA_<KEY>`` environment variable overrides a top-level key and
-``FLOTILLA_<SECTION>__<KEY>`` a key in a section (``FLOTILLA_NATS__URLS=nats://a:4222,nats://b``).
+``FLOTILLA_<SECTION>__<KEY>`` a key in a section (``FLOTILLA_NATS__URLS=nats://a:4222,nats://b``;
+sequences are comma-separated). Which variables exist follows from the Structs themselves.
+
+The frame's own sections (``nats``, ``telemetry``, ``metrics``, ``bus``) are fields of
+:class:`Config`. Each service declares its own section next to its code, as a :class:`Section`
+subclass, and reads it with :meth:`Config.section`::
+
+    class ContentConfig(Section, frozen=True):
+        session_lease: float = 30.0
+
+    lease = config.section("content", ContentConfig).session_lease
+
 Errors name the offending key: ``config: Expected `int`, got `str` - at `$.nats.port```.
 """
 
@@ -13,7 +24,7 @@ import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
@@ -21,19 +32,32 @@ from flotilla.common import errdefs
 
 __all__ = [
     "DEFAULT_PATH",
+    "BusConfig",
     "Config",
-    "ContentConfig",
     "MetricsConfig",
     "NatsConfig",
+    "Section",
     "TelemetryConfig",
     "load",
 ]
 
 DEFAULT_PATH: Final = Path("/etc/flotilla/config.toml")
 _ENV_PREFIX: Final = "FLOTILLA_"
+_SEQUENCES: Final = (
+    msgspec.inspect.VarTupleType,
+    msgspec.inspect.ListType,
+    msgspec.inspect.SetType,
+    msgspec.inspect.FrozenSetType,
+)
+
+S = TypeVar("S", bound="Section")
 
 
-class NatsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every configuration section: frozen, keyword-only, unknown keys refused."""
+
+
+class NatsConfig(Section, frozen=True):
     """How to reach NATS.
 
     Attributes:
@@ -49,28 +73,28 @@ class NatsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     connect_timeout: float = 30.0
 
 
-class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class TelemetryConfig(Section, frozen=True):
     """Where traces go: ``none`` or ``console`` (JSON per span, to ``trace_file`` or stderr)."""
 
     traces: Literal["none", "console"] = "none"
     trace_file: str = ""
 
 
-class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class MetricsConfig(Section, frozen=True):
     """Where ``flotilla up`` serves the node's Prometheus metrics (empty: nowhere)."""
 
     listen: str = "127.0.0.1:9464"
 
 
-class ContentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The content service.
+class BusConfig(Section, frozen=True):
+    """Bounds every service's endpoints keep.
 
     Attributes:
-        session_lease: seconds an idle writer or reader session is kept before it is closed
-            (its ingest kept, its ref unlocked), so a vanished caller never holds a ref.
+        max_inflight: requests one endpoint runs at once (streams included); past it, callers
+            get ResourceExhausted at once instead of a queue that grows without bound.
     """
 
-    session_lease: float = 30.0
+    max_inflight: int = 1024
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -81,6 +105,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         state: runtime state that does not survive a reboot (sockets, pids, ports).
         node_id: this node's name on the bus; defaults to the host name.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        sections: every other table of the file (and its ``FLOTILLA_<SECTION>__*`` variables),
+            as given: each service reads its own with :meth:`section`.
     """
 
     root: str = "/var/lib/flotilla"
@@ -90,7 +116,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     nats: NatsConfig = NatsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     metrics: MetricsConfig = MetricsConfig()
-    content: ContentConfig = ContentConfig()
+    bus: BusConfig = BusConfig()
+    sections: dict[str, dict[str, Any]] = {}
 
     @property
     def node(self) -> str:
@@ -107,6 +134,46 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         """``state`` as a path."""
         return Path(self.state)
 
+    def section(self, name: str, kind: type[S]) -> S:
+        """The ``[name]`` section as ``kind`` (its defaults where absent).
+
+        Raises:
+            InvalidArgument: naming the key, if the section does not fit ``kind``.
+        """
+        raw = _split_sequences(self.sections.get(name, {}), kind)
+        try:
+            return msgspec.convert(raw, kind, strict=False)
+        except msgspec.ValidationError as err:
+            raise errdefs.InvalidArgument(f"config: {_at(err, name)}") from err
+
+
+def _at(err: msgspec.ValidationError, name: str) -> str:
+    """Msgspec's message with the path rooted at the section (``$.content.x``)."""
+    return str(err).replace("`$", f"`$.{name}")
+
+
+def _fields(kind: type[msgspec.Struct]) -> dict[str, msgspec.inspect.Type]:
+    info = msgspec.inspect.type_info(kind)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {field.name: field.type for field in info.fields}
+
+
+def _split_sequences(raw: Mapping[str, Any], kind: type[msgspec.Struct]) -> dict[str, Any]:
+    """Comma-separated strings (from the environment) as lists where ``kind`` wants a sequence."""
+    types = _fields(kind)
+    return {
+        key: [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str) and isinstance(types.get(key), _SEQUENCES)
+        else value
+        for key, value in raw.items()
+    }
+
+
+_TOP: Final = _fields(Config)
+_CORE_SECTIONS: Final = {
+    name: type_.cls for name, type_ in _TOP.items() if isinstance(type_, msgspec.inspect.StructType)
+}
+
 
 def _read_file(path: Path | None) -> dict[str, Any]:
     if path is None:
@@ -119,35 +186,29 @@ def _read_file(path: Path | None) -> dict[str, Any]:
         raise errdefs.InvalidArgument(f"config file {path}: {err}") from err
 
 
+def _gather_sections(raw: dict[str, Any]) -> dict[str, Any]:
+    """Move every table that is not one of :class:`Config`'s own into ``sections``."""
+    sections: dict[str, Any] = raw.setdefault("sections", {})
+    for key in [k for k, v in raw.items() if k not in _TOP and isinstance(v, dict)]:
+        sections[key] = raw.pop(key)
+    return raw
+
+
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    sections = {name for name, field in _FIELDS.items() if field}
     for name, value in environ.items():
         if not name.startswith(_ENV_PREFIX) or name == _ENV_PREFIX + "CONFIG":
             continue
         key = name[len(_ENV_PREFIX) :].lower()
         section, _, sub = key.partition("__")
-        if sub and section in sections:
-            raw.setdefault(section, {})[sub] = _env_value(_FIELDS[section][sub], value)
-        elif not sub and key in _FIELDS:
-            raw[key] = value
+        if not sub:
+            if key in _TOP and key not in _CORE_SECTIONS and key != "sections":
+                raw[key] = value
+        elif section in _CORE_SECTIONS:
+            core = raw.setdefault(section, {})
+            core.update(_split_sequences({sub: value}, _CORE_SECTIONS[section]))
+        else:
+            raw["sections"].setdefault(section, {})[sub] = value
     return raw
-
-
-def _env_value(kind: str, value: str) -> Any:
-    # Tuples come as comma-separated lists; msgspec converts strings to numbers in lax mode.
-    return [v.strip() for v in value.split(",") if v.strip()] if kind == "list" else value
-
-
-_FIELDS: Final[dict[str, dict[str, str]]] = {
-    "root": {},
-    "state": {},
-    "node_id": {},
-    "log_level": {},
-    "nats": {"urls": "list", "credentials": "", "port": "", "connect_timeout": ""},
-    "telemetry": {"traces": "", "trace_file": ""},
-    "metrics": {"listen": ""},
-    "content": {"session_lease": ""},
-}
 
 
 def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -162,7 +223,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         path = Path(environ[_ENV_PREFIX + "CONFIG"])
     if path is None and DEFAULT_PATH.exists():
         path = DEFAULT_PATH
-    raw = _apply_env(_read_file(path), environ)
+    raw = _apply_env(_gather_sections(_read_file(path)), environ)
     try:
         return msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as err:

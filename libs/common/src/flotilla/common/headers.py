@@ -7,9 +7,11 @@ from typing import Final
 from flotilla.common import errdefs
 
 __all__ = [
+    "CALLER",
     "ERROR",
     "ERROR_CLASS",
     "ERROR_CODE",
+    "IDLE_MS",
     "NAMESPACE",
     "TIMEOUT_MS",
     "error_from",
@@ -17,7 +19,13 @@ __all__ = [
 ]
 
 NAMESPACE: Final = "Flotilla-Namespace"
+# A unary call's deadline, relative to the request's arrival: the caller stops waiting then.
 TIMEOUT_MS: Final = "Flotilla-Timeout-Ms"
+# A stream's idle timeout: either side gives up after this long without hearing from the other
+# (a stream may last as long as bytes keep flowing).
+IDLE_MS: Final = "Flotilla-Idle-Ms"
+# Which connection a request came from, so a service can bound what one caller holds.
+CALLER: Final = "Flotilla-Caller"
 # ADR-32 (NATS service API) error headers, plus the exact errdefs class in our own header.
 ERROR: Final = "Nats-Service-Error"
 ERROR_CODE: Final = "Nats-Service-Error-Code"

@@ -7,28 +7,38 @@ Adapters (the JetStream relay of the events), then the core (the node's LocalSto
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from typing import Any
 
-from flotilla.common import __version__, runtime
+from flotilla.common import runtime
 from flotilla.common.bus import Bus, ServiceHost
 from flotilla.common.bus.sessions import Sessions
 from flotilla.common.bus.stream import chunk_size
 from flotilla.common.config import Config
 from flotilla.common.events.jetstream import JetStreamSink, ensure_events_stream
 from flotilla.common.events.relay import Relay
+from flotilla.common.lifecycle import AsyncClosable
+from flotilla.content import api
+from flotilla.content.config import ContentConfig
 from flotilla.content.local import LocalStore
-from flotilla.content.local_handles import LocalWriter
 from flotilla.content.service import ContentService
-from flotilla.content.store import ReaderAt
+from flotilla.content.store import PathWriter, ReaderAt
 
 __all__ = ["build", "main"]
 
 
-async def _close_writer(writer: LocalWriter) -> None:
-    await writer.close()
+async def _close(session: AsyncClosable) -> None:
+    await session.close()
 
 
-async def _close_reader(reader: ReaderAt) -> None:
-    await reader.close()
+def _sessions(settings: ContentConfig, kind: str, *, exclusive: bool) -> Sessions[Any]:
+    return Sessions(
+        kind,
+        _close,
+        settings.session_lease,
+        max_total=settings.max_sessions,
+        max_per_caller=settings.max_sessions_per_caller,
+        exclusive=exclusive,
+    )
 
 
 async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
@@ -39,10 +49,14 @@ async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
     await stack.enter_async_context(relay)
     store = await LocalStore.open(root, relay)
     stack.push_async_callback(store.close)
-    lease = config.content.session_lease
-    writers = await stack.enter_async_context(Sessions("writer", _close_writer, lease))
-    readers = await stack.enter_async_context(Sessions("reader", _close_reader, lease))
-    host = ServiceHost(bus, "content", __version__, "a node's content-addressed blob store")
+    settings = config.section("content", ContentConfig)
+    writers: Sessions[PathWriter] = await stack.enter_async_context(
+        _sessions(settings, "writer", exclusive=True)
+    )
+    readers: Sessions[ReaderAt] = await stack.enter_async_context(
+        _sessions(settings, "reader", exclusive=False)
+    )
+    host = runtime.new_host(config, bus, api.API, "a node's content-addressed blob store")
     ContentService(store, writers, readers, chunk_size(bus.nc)).register(host)
     return host
 

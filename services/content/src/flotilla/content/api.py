@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import msgspec
-
-from flotilla.common.bus import Empty, Method
+from flotilla.common.bus import Empty, ServiceApi, Wire
 
 __all__ = [
     "ABORT",
+    "API",
     "COMMIT",
     "DELETE",
     "INFO",
@@ -46,11 +45,7 @@ __all__ = [
 SERVICE = "content"
 
 
-class _Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
-    """Base of every content message: frozen, keyword-only, new fields always defaulted."""
-
-
-class BlobInfo(_Wire, frozen=True):
+class BlobInfo(Wire, frozen=True):
     """A committed blob (containerd's ``content.Info``)."""
 
     digest: str
@@ -60,7 +55,7 @@ class BlobInfo(_Wire, frozen=True):
     labels: dict[str, str] = {}
 
 
-class IngestStatus(_Wire, frozen=True):
+class IngestStatus(Wire, frozen=True):
     """An ingest's progress (containerd's ``content.Status``)."""
 
     ref: str
@@ -71,44 +66,62 @@ class IngestStatus(_Wire, frozen=True):
     updated_at: datetime | None = None
 
 
-class DigestRequest(_Wire, frozen=True):
+class DigestRequest(Wire, frozen=True):
     """Names one blob."""
 
     digest: str
 
 
-class UpdateRequest(_Wire, frozen=True):
+class DeleteRequest(DigestRequest, frozen=True):
+    """Remove one blob from the namespace."""
+
+
+class ReaderOpen(DigestRequest, frozen=True):
+    """Open a reader session on one blob."""
+
+
+class PathRequest(DigestRequest, frozen=True):
+    """Where one blob lies on the service's node."""
+
+
+class Committed(DigestRequest, frozen=True):
+    """The digest a commit published."""
+
+
+class UpdateRequest(Wire, frozen=True):
     """Change a blob's labels along ``fieldpaths`` (``labels``, ``labels.<key>``)."""
 
     info: BlobInfo
     fieldpaths: tuple[str, ...] = ()
 
 
-class FilterRequest(_Wire, frozen=True):
-    """containerd filters, ORed."""
+class FilterRequest(Wire, frozen=True):
+    """containerd filters, ORed: the blobs to list."""
 
     filters: tuple[str, ...] = ()
 
 
-class InfoBatch(_Wire, frozen=True):
-    """One chunk of a ``list`` stream."""
-
-    infos: tuple[BlobInfo, ...] = ()
+class StatusFilter(FilterRequest, frozen=True):
+    """containerd filters, ORed: the ingests to list."""
 
 
-class RefRequest(_Wire, frozen=True):
+class RefRequest(Wire, frozen=True):
     """Names one ingest."""
 
     ref: str
 
 
-class Statuses(_Wire, frozen=True):
+class AbortRequest(RefRequest, frozen=True):
+    """Cancel one ingest."""
+
+
+class Statuses(Wire, frozen=True):
     """Ingests."""
 
     statuses: tuple[IngestStatus, ...] = ()
 
 
-class WriterOpen(_Wire, frozen=True):
+class WriterOpen(Wire, frozen=True):
     """Take the lock on ``ref`` and start or resume its ingest."""
 
     ref: str
@@ -116,13 +129,25 @@ class WriterOpen(_Wire, frozen=True):
     expected: str = ""
 
 
-class Session(_Wire, frozen=True):
+class Session(Wire, frozen=True):
     """Names an open reader or writer."""
 
     session: str
 
 
-class WriterOpened(_Wire, frozen=True):
+class WriterSession(Session, frozen=True):
+    """Names an open writer, to ask how far it is."""
+
+
+class WriterClose(Session, frozen=True):
+    """End a writer session, keeping its ingest."""
+
+
+class ReaderClose(Session, frozen=True):
+    """End a reader session."""
+
+
+class WriterOpened(Wire, frozen=True):
     """A writer session, where its ingest stands, and the ingest's file on the service's node.
 
     ``file_id`` (``<device>:<inode>``) tells a caller whether the file it finds at ``path`` is
@@ -135,35 +160,35 @@ class WriterOpened(_Wire, frozen=True):
     file_id: str = ""
 
 
-class Written(_Wire, frozen=True):
+class Written(Wire, frozen=True):
     """A same-node writer wrote the ingest's file up to ``end``: hash and take in those bytes."""
 
     session: str
     end: int
 
 
-class WriteRequest(_Wire, frozen=True):
+class WriteRequest(Wire, frozen=True):
     """Append the stream's bytes at ``offset`` (at or before the ingest's offset)."""
 
     session: str
     offset: int
 
 
-class TruncateRequest(_Wire, frozen=True):
+class TruncateRequest(Wire, frozen=True):
     """Drop the ingest's bytes from ``size`` on."""
 
     session: str
     size: int
 
 
-class WriterStat(_Wire, frozen=True):
+class WriterStat(Wire, frozen=True):
     """A writer's status and the digest of what it holds so far."""
 
     status: IngestStatus
     digest: str
 
 
-class CommitRequest(_Wire, frozen=True):
+class CommitRequest(Wire, frozen=True):
     """Verify and publish the ingest (size 0 / empty expected: not checked)."""
 
     session: str
@@ -172,20 +197,20 @@ class CommitRequest(_Wire, frozen=True):
     labels: dict[str, str] = {}
 
 
-class ReaderOpened(_Wire, frozen=True):
+class ReaderOpened(Wire, frozen=True):
     """A reader session over a blob of ``size`` bytes."""
 
     session: str
     size: int
 
 
-class LocalPath(_Wire, frozen=True):
+class LocalPath(Wire, frozen=True):
     """Where a committed blob lies on the service's node."""
 
     path: str
 
 
-class ReadRequest(_Wire, frozen=True):
+class ReadRequest(Wire, frozen=True):
     """Stream ``size`` bytes (0: to the end) from ``offset``."""
 
     session: str
@@ -193,27 +218,23 @@ class ReadRequest(_Wire, frozen=True):
     size: int = 0
 
 
-def _method(name: str, request: type, response: type) -> Method:  # type: ignore[type-arg]
-    return Method(SERVICE, name, request, response, node_local=True)
+API = ServiceApi(SERVICE, node_local=True)
 
-
-INFO: Method[DigestRequest, BlobInfo] = _method("info", DigestRequest, BlobInfo)
-UPDATE: Method[UpdateRequest, BlobInfo] = _method("update", UpdateRequest, BlobInfo)
-LIST: Method[FilterRequest, Empty] = _method("list", FilterRequest, Empty)
-DELETE: Method[DigestRequest, Empty] = _method("delete", DigestRequest, Empty)
-READER_OPEN: Method[DigestRequest, ReaderOpened] = _method(
-    "reader_open", DigestRequest, ReaderOpened
-)
-READ: Method[ReadRequest, Empty] = _method("read", ReadRequest, Empty)
-READER_CLOSE: Method[Session, Empty] = _method("reader_close", Session, Empty)
-STATUS: Method[RefRequest, IngestStatus] = _method("status", RefRequest, IngestStatus)
-LIST_STATUSES: Method[FilterRequest, Statuses] = _method("list_statuses", FilterRequest, Statuses)
-ABORT: Method[RefRequest, Empty] = _method("abort", RefRequest, Empty)
-WRITER_OPEN: Method[WriterOpen, WriterOpened] = _method("writer_open", WriterOpen, WriterOpened)
-WRITE: Method[WriteRequest, IngestStatus] = _method("write", WriteRequest, IngestStatus)
-WRITTEN: Method[Written, IngestStatus] = _method("written", Written, IngestStatus)
-TRUNCATE: Method[TruncateRequest, IngestStatus] = _method("truncate", TruncateRequest, IngestStatus)
-WRITER_STAT: Method[Session, WriterStat] = _method("writer_stat", Session, WriterStat)
-COMMIT: Method[CommitRequest, DigestRequest] = _method("commit", CommitRequest, DigestRequest)
-WRITER_CLOSE: Method[Session, Empty] = _method("writer_close", Session, Empty)
-PATH: Method[DigestRequest, LocalPath] = _method("path", DigestRequest, LocalPath)
+INFO = API.unary("info", DigestRequest, BlobInfo)
+UPDATE = API.unary("update", UpdateRequest, BlobInfo)
+LIST = API.items("list", FilterRequest, BlobInfo)
+DELETE = API.unary("delete", DeleteRequest, Empty)
+READER_OPEN = API.unary("reader_open", ReaderOpen, ReaderOpened)
+READ = API.source("read", ReadRequest)
+READER_CLOSE = API.unary("reader_close", ReaderClose, Empty)
+STATUS = API.unary("status", RefRequest, IngestStatus)
+LIST_STATUSES = API.unary("list_statuses", StatusFilter, Statuses)
+ABORT = API.unary("abort", AbortRequest, Empty)
+WRITER_OPEN = API.unary("writer_open", WriterOpen, WriterOpened)
+WRITE = API.sink("write", WriteRequest, IngestStatus)
+WRITTEN = API.unary("written", Written, IngestStatus)
+TRUNCATE = API.unary("truncate", TruncateRequest, IngestStatus)
+WRITER_STAT = API.unary("writer_stat", WriterSession, WriterStat)
+COMMIT = API.unary("commit", CommitRequest, Committed)
+WRITER_CLOSE = API.unary("writer_close", WriterClose, Empty)
+PATH = API.unary("path", PathRequest, LocalPath)

@@ -13,10 +13,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
-
 from flotilla.common import errdefs
-from flotilla.common.bus import Bus, Method
+from flotilla.common.bus import Bus, Unary
 from flotilla.common.bus.stream import DEFAULT_IDLE_TIMEOUT
 from flotilla.common.bus.upload import Upload
 from flotilla.common.lifecycle import AsyncClosing
@@ -28,7 +26,6 @@ __all__ = ["ContentProxy", "ProxyReader", "ProxyWriter"]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-_batch_decoder = msgspec.msgpack.Decoder(api.InfoBatch)
 
 
 class _Remote:
@@ -44,7 +41,7 @@ class _Remote:
         """Keyword arguments for a download or upload of this remote."""
         return {"namespace": self.namespace, "node": self.node, "idle_timeout": self.idle_timeout}
 
-    async def call(self, method: Method[Req, Resp], request: Req) -> Resp:
+    async def call(self, method: Unary[Req, Resp], request: Req) -> Resp:
         return await self.bus.call(method, request, namespace=self.namespace, node=self.node)
 
 
@@ -84,7 +81,7 @@ class ProxyReader(AsyncClosing):
         """End the reader session."""
         if not self._closed:
             self._closed = True
-            await self._remote.call(api.READER_CLOSE, api.Session(session=self._session))
+            await self._remote.call(api.READER_CLOSE, api.ReaderClose(session=self._session))
 
 
 class ProxyWriter(AsyncClosing):
@@ -147,7 +144,7 @@ class ProxyWriter(AsyncClosing):
             await upload.send(data)
             await upload.sync()
         except BaseException:
-            await self._settle()
+            await self._resync()
             raise
         self._offset += len(data)
 
@@ -167,7 +164,7 @@ class ProxyWriter(AsyncClosing):
                 self._offset += len(chunk)
             await upload.sync()
         except BaseException:
-            await self._settle()
+            await self._resync()
             raise
 
     async def _copy_into_file(self, file: IngestFile, chunks: AsyncIterator[bytes]) -> None:
@@ -175,10 +172,18 @@ class ProxyWriter(AsyncClosing):
         try:
             self._offset = await copy_reporting(file, chunks, self._offset, self._report)
         except BaseException:
-            # Bytes may be in the file that the service never took in: it says where we are.
-            with contextlib.suppress(errdefs.ErrdefsError):
-                self._offset = (await self._stat()).status.offset
+            await self._resync()
             raise
+
+    async def _resync(self) -> None:
+        """After a failed write: end the stream, and take the service's word for the offset.
+
+        Bytes may have been sent (or put in the file) that the service never took in.
+        """
+        with contextlib.suppress(errdefs.ErrdefsError):
+            await self._settle()  # the write's own error is the one the caller sees
+        with contextlib.suppress(errdefs.ErrdefsError):
+            self._offset = (await self._stat()).status.offset
 
     async def _report(self, end: int) -> int:
         request = api.Written(session=self._session, end=end)
@@ -202,7 +207,7 @@ class ProxyWriter(AsyncClosing):
     async def _stat(self) -> api.WriterStat:
         self._check_open()
         await self._settle()
-        return await self._remote.call(api.WRITER_STAT, api.Session(session=self._session))
+        return await self._remote.call(api.WRITER_STAT, api.WriterSession(session=self._session))
 
     async def digest(self) -> str:
         """The digest of the bytes written so far."""
@@ -238,7 +243,7 @@ class ProxyWriter(AsyncClosing):
             await self._settle()
         finally:
             self._close_file()
-            await self._remote.call(api.WRITER_CLOSE, api.Session(session=self._session))
+            await self._remote.call(api.WRITER_CLOSE, api.WriterClose(session=self._session))
 
     def _close_file(self) -> None:
         if self._file is not None:
@@ -284,17 +289,17 @@ class ContentProxy:
     async def walk(self, namespace: str, filters: Sequence[str] = ()) -> AsyncIterator[Info]:
         request = api.FilterRequest(filters=tuple(filters))
         options = self._remote(namespace).stream_options()
-        async with self.bus.download(api.LIST, request, **options) as chunks:
-            async for chunk in chunks:
-                for found in _batch_decoder.decode(chunk).infos:
-                    yield convert.info(found)
+        items = self.bus.items(api.LIST, request, **options)
+        async with contextlib.aclosing(items) as found:
+            async for info in found:
+                yield convert.info(info)
 
     async def delete(self, namespace: str, digest: str) -> None:
-        await self._remote(namespace).call(api.DELETE, api.DigestRequest(digest=digest))
+        await self._remote(namespace).call(api.DELETE, api.DeleteRequest(digest=digest))
 
     async def reader_at(self, namespace: str, digest: str) -> ProxyReader:
         remote = self._remote(namespace)
-        opened = await remote.call(api.READER_OPEN, api.DigestRequest(digest=digest))
+        opened = await remote.call(api.READER_OPEN, api.ReaderOpen(digest=digest))
         return ProxyReader(remote, opened.session, opened.size)
 
     async def writer(
@@ -312,12 +317,12 @@ class ContentProxy:
         return convert.status(reply)
 
     async def list_statuses(self, namespace: str, filters: Sequence[str] = ()) -> list[Status]:
-        request = api.FilterRequest(filters=tuple(filters))
+        request = api.StatusFilter(filters=tuple(filters))
         reply = await self._remote(namespace).call(api.LIST_STATUSES, request)
         return [convert.status(s) for s in reply.statuses]
 
     async def abort(self, namespace: str, ref: str) -> None:
-        await self._remote(namespace).call(api.ABORT, api.RefRequest(ref=ref))
+        await self._remote(namespace).call(api.ABORT, api.AbortRequest(ref=ref))
 
     async def local_path(self, namespace: str, digest: str) -> Path:
         """Where the blob lies on the service's disk, for a reader on the same node.
@@ -325,5 +330,5 @@ class ContentProxy:
         The service checks that the namespace sees the blob first. Open the file read-only
         and never write to it; a delete unlinks it, so open it before relying on it.
         """
-        reply = await self._remote(namespace).call(api.PATH, api.DigestRequest(digest=digest))
+        reply = await self._remote(namespace).call(api.PATH, api.PathRequest(digest=digest))
         return Path(reply.path)

@@ -6,16 +6,11 @@ from collections.abc import AsyncIterator
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Context, Empty, ServiceHost
-from flotilla.common.bus.methods import encode
 from flotilla.common.bus.sessions import Sessions
 from flotilla.content import api, convert
-from flotilla.content.local import LocalStore
-from flotilla.content.local_handles import LocalWriter
-from flotilla.content.store import ReaderAt
+from flotilla.content.store import PathStore, PathWriter, ReaderAt
 
 __all__ = ["ContentService"]
-
-_LIST_BATCH = 256
 
 
 class ContentService:
@@ -23,8 +18,8 @@ class ContentService:
 
     def __init__(
         self,
-        store: LocalStore,
-        writers: Sessions[LocalWriter],
+        store: PathStore,
+        writers: Sessions[PathWriter],
         readers: Sessions[ReaderAt],
         chunk: int,
     ) -> None:
@@ -50,7 +45,7 @@ class ContentService:
         host.unary(api.READER_OPEN, self.reader_open)
         host.unary(api.READER_CLOSE, self.reader_close)
         host.unary(api.PATH, self.path)
-        host.source(api.LIST, self.list)
+        host.items(api.LIST, self.list)
         host.source(api.READ, self.read)
         host.sink(api.WRITE, self.write)
 
@@ -61,35 +56,29 @@ class ContentService:
         updated = await self.store.update(ctx.namespace, convert.info(req.info), req.fieldpaths)
         return convert.blob_info(updated)
 
-    async def list(self, req: api.FilterRequest, ctx: Context) -> AsyncIterator[bytes]:
-        batch: list[api.BlobInfo] = []
+    async def list(self, req: api.FilterRequest, ctx: Context) -> AsyncIterator[api.BlobInfo]:
         async for found in self.store.walk(ctx.namespace, req.filters):
-            batch.append(convert.blob_info(found))
-            if len(batch) == _LIST_BATCH:
-                yield encode(api.InfoBatch(infos=tuple(batch)))
-                batch = []
-        if batch:
-            yield encode(api.InfoBatch(infos=tuple(batch)))
+            yield convert.blob_info(found)
 
-    async def delete(self, req: api.DigestRequest, ctx: Context) -> Empty:
+    async def delete(self, req: api.DeleteRequest, ctx: Context) -> Empty:
         await self.store.delete(ctx.namespace, req.digest)
         return Empty()
 
     async def status(self, req: api.RefRequest, ctx: Context) -> api.IngestStatus:
         return convert.ingest_status(await self.store.status(ctx.namespace, req.ref))
 
-    async def list_statuses(self, req: api.FilterRequest, ctx: Context) -> api.Statuses:
+    async def list_statuses(self, req: api.StatusFilter, ctx: Context) -> api.Statuses:
         found = await self.store.list_statuses(ctx.namespace, req.filters)
         return api.Statuses(statuses=tuple(convert.ingest_status(s) for s in found))
 
-    async def abort(self, req: api.RefRequest, ctx: Context) -> Empty:
+    async def abort(self, req: api.AbortRequest, ctx: Context) -> Empty:
         await self.store.abort(ctx.namespace, req.ref)
         return Empty()
 
     async def writer_open(self, req: api.WriterOpen, ctx: Context) -> api.WriterOpened:
         writer = await self.store.writer(ctx.namespace, req.ref, req.total, req.expected or None)
         status = convert.ingest_status(await writer.status())
-        session = self.writers.add(ctx.namespace, writer)
+        session = await self.writers.add(ctx.namespace, ctx.caller, writer)
         return api.WriterOpened(
             session=session,
             status=status,
@@ -119,24 +108,25 @@ class ContentService:
             await writer.truncate(req.size)
             return convert.ingest_status(await writer.status())
 
-    async def writer_stat(self, req: api.Session, ctx: Context) -> api.WriterStat:
+    async def writer_stat(self, req: api.WriterSession, ctx: Context) -> api.WriterStat:
         with self.writers.use(ctx.namespace, req.session) as writer:
             status = convert.ingest_status(await writer.status())
             return api.WriterStat(status=status, digest=await writer.digest())
 
-    async def commit(self, req: api.CommitRequest, ctx: Context) -> api.DigestRequest:
+    async def commit(self, req: api.CommitRequest, ctx: Context) -> api.Committed:
         with self.writers.use(ctx.namespace, req.session) as writer:
             self.writers.pop(ctx.namespace, req.session)  # commit closes the writer, come what may
             digest = await writer.commit(req.size, req.expected or None, req.labels)
-        return api.DigestRequest(digest=digest)
+        return api.Committed(digest=digest)
 
-    async def writer_close(self, req: api.Session, ctx: Context) -> Empty:
+    async def writer_close(self, req: api.WriterClose, ctx: Context) -> Empty:
         await self.writers.close(ctx.namespace, req.session)
         return Empty()
 
-    async def reader_open(self, req: api.DigestRequest, ctx: Context) -> api.ReaderOpened:
+    async def reader_open(self, req: api.ReaderOpen, ctx: Context) -> api.ReaderOpened:
         reader = await self.store.reader_at(ctx.namespace, req.digest)
-        return api.ReaderOpened(session=self.readers.add(ctx.namespace, reader), size=reader.size)
+        session = await self.readers.add(ctx.namespace, ctx.caller, reader)
+        return api.ReaderOpened(session=session, size=reader.size)
 
     async def read(self, req: api.ReadRequest, ctx: Context) -> AsyncIterator[bytes]:
         with self.readers.use(ctx.namespace, req.session) as reader:
@@ -151,9 +141,9 @@ class ContentService:
                 offset += len(chunk)
                 yield chunk
 
-    async def reader_close(self, req: api.Session, ctx: Context) -> Empty:
+    async def reader_close(self, req: api.ReaderClose, ctx: Context) -> Empty:
         await self.readers.close(ctx.namespace, req.session)
         return Empty()
 
-    async def path(self, req: api.DigestRequest, ctx: Context) -> api.LocalPath:
+    async def path(self, req: api.PathRequest, ctx: Context) -> api.LocalPath:
         return api.LocalPath(path=str(await self.store.blob_path(ctx.namespace, req.digest)))

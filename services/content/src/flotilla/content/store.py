@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from flotilla.common.filters import Adaptor
@@ -41,6 +42,8 @@ __all__ = [
     "IngestManager",
     "Ingester",
     "Manager",
+    "PathStore",
+    "PathWriter",
     "Provider",
     "ReaderAt",
     "Status",
@@ -296,6 +299,51 @@ class Manager(Protocol):
 
 class Store(Provider, Ingester, IngestManager, Manager, Protocol):
     """The whole content store: everything the service, the proxy and the tests speak."""
+
+
+class PathWriter(Writer, Protocol):
+    """A writer whose bytes a caller on the store's node may put straight into the ingest's file.
+
+    The caller writes at :attr:`~Writer.offset` into :attr:`data_path` (after checking, by
+    :meth:`data_identity`, that the file it opened is that very file) and then reports how far
+    with :meth:`adopt`; the store hashes what it adopts, so it never counts an unchecked byte.
+    """
+
+    @property
+    def data_path(self) -> Path:
+        """The ingest's data file."""
+        ...
+
+    def data_identity(self) -> tuple[int, int]:
+        """The device and inode of :attr:`data_path`."""
+        ...
+
+    async def adopt(self, end: int) -> None:
+        """Take in what the caller wrote into :attr:`data_path`, up to ``end``.
+
+        Raises:
+            OutOfRange: if ``end`` is before the offset.
+            FailedPrecondition: if the file holds fewer than ``end`` bytes; nothing is taken in.
+        """
+        ...
+
+
+class PathStore(Store, Protocol):
+    """A store on this node's disk: callers on the node pass paths instead of bytes."""
+
+    async def writer(
+        self, namespace: str, ref: str, total: int = 0, expected: str | None = None
+    ) -> PathWriter:
+        """As :meth:`Ingester.writer`, with the ingest's file reachable."""
+        ...
+
+    async def blob_path(self, namespace: str, digest: str) -> Path:
+        """Where a committed blob's bytes lie on this node (read-only; a delete unlinks them).
+
+        Raises:
+            NotFound: if the namespace has no such blob.
+        """
+        ...
 
 
 def adapt_info(info: Info) -> Adaptor:

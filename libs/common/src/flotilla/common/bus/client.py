@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, TypeVar
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any, Protocol, TypeVar
 
 import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.nuid import NUID
 from opentelemetry import trace
 
 from flotilla.common import errdefs, headers
 from flotilla.common.bus import stream
-from flotilla.common.bus.methods import Method, encode
+from flotilla.common.bus.methods import Items, Method, Sink, Source, Unary, encode
+from flotilla.common.bus.receiver import Receiver
 from flotilla.common.bus.upload import Upload
 from flotilla.common.telemetry import tracing
 
@@ -26,31 +29,63 @@ log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-T = TypeVar("T")
+Item = TypeVar("Item")
 
 DEFAULT_TIMEOUT = 10.0
 _NO_RESPONDER_RETRIES = (0.005, 0.02, 0.05)
 
 
+class Failable(Protocol):
+    """An open stream end that the connection's loss must end (a receiver or a sender's credit)."""
+
+    def fail(self, error: errdefs.ErrdefsError) -> None:
+        """End the stream with ``error``."""
+        ...
+
+
 class Bus:
     """A NATS connection that speaks Flotilla's request, stream and error conventions.
+
+    Every stream toward this connection draws credit from one :class:`~stream.Budget`, so
+    however many run at once, nats-server never sees this connection fall behind. When the
+    connection is lost, every open stream fails at once with Unavailable (bytes in flight are
+    gone; every stream is resumable) and new calls work again as soon as it is back.
 
     Attributes:
         nc: the underlying nats-py client (for adapters that need JetStream or raw subjects).
         node: this process's node id, used to address node-local methods by default.
+        id: this connection's id, sent with every request (``Flotilla-Caller``).
+        budget: the credit shared by every stream toward this connection.
     """
 
     def __init__(self, nc: Client, node: str, closing: asyncio.Event | None = None) -> None:
         self.nc = nc
         self.node = node
+        self.id = NUID().next().decode()
+        self.budget = stream.Budget()
         self._closing = closing or asyncio.Event()
+        self._streams: weakref.WeakSet[Failable] = weakref.WeakSet()
 
-    def _headers(self, namespace: str | None, timeout: float | None) -> dict[str, str]:
-        hdrs: dict[str, str] = {}
+    def track(self, end: Failable) -> None:
+        """Fail ``end`` if this connection is lost while it is open."""
+        self._streams.add(end)
+
+    def connection_lost(self) -> None:
+        """End every open stream: what was in flight is gone."""
+        error = errdefs.Unavailable("bus connection lost; retry (streams resume)")
+        for end in list(self._streams):
+            end.fail(error)
+
+    def _headers(
+        self, namespace: str | None, timeout: float | None = None, idle: float | None = None
+    ) -> dict[str, str]:
+        hdrs: dict[str, str] = {headers.CALLER: self.id}
         if namespace:
             hdrs[headers.NAMESPACE] = namespace
         if timeout is not None:
             hdrs[headers.TIMEOUT_MS] = str(max(1, int(timeout * 1000)))
+        if idle is not None:
+            hdrs[headers.IDLE_MS] = str(max(1, int(idle * 1000)))
         return tracing.inject(hdrs)
 
     def _subject(self, method: Method[Any, Any], node: str | None) -> str:
@@ -58,7 +93,7 @@ class Bus:
 
     async def call(
         self,
-        method: Method[Req, Resp],
+        method: Unary[Req, Resp],
         request: Req,
         *,
         namespace: str | None = None,
@@ -95,7 +130,7 @@ class Bus:
     @contextlib.asynccontextmanager
     async def download(
         self,
-        method: Method[Req, Any],
+        method: Source[Req] | Items[Req, Any],
         request: Req,
         *,
         namespace: str | None = None,
@@ -106,7 +141,8 @@ class Bus:
 
         Leaving the ``async with`` early cancels the stream at the sender.
         """
-        receiver = stream.Receiver(self.nc, idle_timeout=idle_timeout)
+        receiver = Receiver(self.nc, self.budget, idle_timeout=idle_timeout)
+        self.track(receiver)
         inbox = self.nc.new_inbox()
 
         async def on_data(msg: Msg) -> None:
@@ -114,7 +150,8 @@ class Bus:
 
         sub = await self.nc.subscribe(inbox, cb=on_data)
         try:
-            hdrs = self._headers(namespace, idle_timeout)
+            hdrs = self._headers(namespace, idle=idle_timeout)
+            hdrs[stream.GRANT] = str(receiver.grant_now())
             subject = self._subject(method, node)
             await self.nc.publish(subject, encode(request), reply=inbox, headers=hdrs)
             yield aiter(receiver)
@@ -124,24 +161,44 @@ class Bus:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    @contextlib.asynccontextmanager
-    async def open_upload(
+    async def items(
         self,
-        method: Method[Req, Resp],
+        method: Items[Req, Item],
         request: Req,
         *,
         namespace: str | None = None,
         node: str | None = None,
         idle_timeout: float = stream.DEFAULT_IDLE_TIMEOUT,
-        window: int = stream.DEFAULT_WINDOW,
+    ) -> AsyncGenerator[Item, None]:
+        """The items a List-like method streams, decoded, in order.
+
+        Close the iterator (``contextlib.aclosing``) to stop early; that cancels the stream.
+        """
+        async with self.download(
+            method, request, namespace=namespace, node=node, idle_timeout=idle_timeout
+        ) as batches:
+            async for batch in batches:
+                for item in method.decode_batch(batch):
+                    yield item
+
+    @contextlib.asynccontextmanager
+    async def open_upload(
+        self,
+        method: Sink[Req, Resp],
+        request: Req,
+        *,
+        namespace: str | None = None,
+        node: str | None = None,
+        idle_timeout: float = stream.DEFAULT_IDLE_TIMEOUT,
     ) -> AsyncIterator[Upload[Resp]]:
         """Open a client-to-server byte stream to a sink method; ``finish()`` it to get the answer.
 
         Leaving the ``async with`` without finishing abandons the stream (the sink sees Canceled).
         """
-        upload = Upload(self.nc, method, stream.Credit(window, idle_timeout))
+        upload = Upload(self.nc, method, stream.Credit(idle_timeout=idle_timeout))
+        self.track(upload.credit)
         try:
-            hdrs = self._headers(namespace, idle_timeout)
+            hdrs = self._headers(namespace, idle=idle_timeout)
             await upload.open(self._subject(method, node), encode(request), hdrs)
             yield upload
         finally:
@@ -153,19 +210,17 @@ class Bus:
 
     async def upload(
         self,
-        method: Method[Req, Resp],
+        method: Sink[Req, Resp],
         request: Req,
         chunks: AsyncIterator[bytes],
         *,
         namespace: str | None = None,
         node: str | None = None,
         idle_timeout: float = stream.DEFAULT_IDLE_TIMEOUT,
-        window: int = stream.DEFAULT_WINDOW,
     ) -> Resp:
         """Send all of ``chunks`` to a sink method and return its final response."""
         async with self.open_upload(
-            method, request, namespace=namespace, node=node,
-            idle_timeout=idle_timeout, window=window,
+            method, request, namespace=namespace, node=node, idle_timeout=idle_timeout,
         ) as upload, contextlib.aclosing(stream.closable(chunks)) as source:  # fmt: skip
             try:
                 async for chunk in source:
@@ -186,6 +241,29 @@ class Bus:
                 await self.nc.drain()
 
 
+class _Link:
+    """What nats-py's connection callbacks need: whether we are up, closing, and the Bus."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.closing = asyncio.Event()
+        self.bus: Bus | None = None
+
+    async def on_error(self, err: Exception) -> None:
+        # Before the first connection, failures are the connect loop's to report.
+        if self.connected and not self.closing.is_set():
+            log.warning("nats error", extra={"error": str(err) or type(err).__name__})
+
+    async def on_disconnect(self) -> None:
+        if self.bus is not None:
+            self.bus.connection_lost()
+        if not self.closing.is_set():
+            log.warning("nats disconnected")
+
+    async def on_reconnect(self) -> None:
+        log.info("nats reconnected")
+
+
 async def connect(
     servers: Sequence[str],
     *,
@@ -198,37 +276,21 @@ async def connect(
 
     Once connected, nats-py reconnects forever and buffers publishes meanwhile.
     """
-    closing = asyncio.Event()
-    connected = asyncio.Event()
+    link = _Link()
     try:
         async with asyncio.timeout(connect_timeout):
-            nc = await nats.connect(**_options(servers, name, credentials, closing, connected))
+            nc = await nats.connect(**_options(servers, name, credentials, link))
     except (TimeoutError, OSError, nats.errors.NoServersError) as err:
-        closing.set()
+        link.closing.set()
         raise errdefs.Unavailable(f"cannot reach NATS at {', '.join(servers)}") from err
-    connected.set()
-    return Bus(nc, node, closing)
+    link.connected = True
+    link.bus = Bus(nc, node, link.closing)
+    return link.bus
 
 
 def _options(
-    servers: Sequence[str],
-    name: str,
-    credentials: str | None,
-    closing: asyncio.Event,
-    connected: asyncio.Event,
+    servers: Sequence[str], name: str, credentials: str | None, link: _Link
 ) -> dict[str, Any]:
-    async def on_error(err: Exception) -> None:
-        # Before the first connection, failures are the connect loop's to report.
-        if connected.is_set() and not closing.is_set():
-            log.warning("nats error", extra={"error": str(err) or type(err).__name__})
-
-    async def on_disconnect() -> None:
-        if not closing.is_set():
-            log.warning("nats disconnected")
-
-    async def on_reconnect() -> None:
-        log.info("nats reconnected")
-
     options: dict[str, Any] = {
         "servers": list(servers),
         "name": name,
@@ -238,9 +300,9 @@ def _options(
         "connect_timeout": 2,
         "pending_size": 64 * 1024 * 1024,
         "drain_timeout": 5,
-        "error_cb": on_error,
-        "disconnected_cb": on_disconnect,
-        "reconnected_cb": on_reconnect,
+        "error_cb": link.on_error,
+        "disconnected_cb": link.on_disconnect,
+        "reconnected_cb": link.on_reconnect,
     }
     if credentials:
         options["user_credentials"] = credentials

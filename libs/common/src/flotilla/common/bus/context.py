@@ -11,37 +11,40 @@ from flotilla.common.bus.stream import DEFAULT_IDLE_TIMEOUT
 __all__ = ["Context"]
 
 
+def _seconds(hdrs: dict[str, str], name: str) -> float | None:
+    raw = hdrs.get(name)
+    if not raw:
+        return None
+    try:
+        return int(raw) / 1000
+    except ValueError as err:
+        raise errdefs.InvalidArgument(f"malformed {name}: {raw!r}") from err
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """Per-request facts read from the NATS headers.
 
     Attributes:
         headers: the raw request headers.
-        deadline: ``time.monotonic()`` by which the caller stops waiting, or None.
-        timeout: the caller's timeout as sent; for streams, how long either side may be silent.
+        deadline: ``time.monotonic()`` by which the caller of a unary call stops waiting
+            (``Flotilla-Timeout-Ms`` after arrival), or None.
+        idle_timeout: how long either side of a stream may be silent before the other gives up
+            (``Flotilla-Idle-Ms``); streams have no deadline, they last while bytes flow.
     """
 
     headers: dict[str, str] = field(default_factory=dict)
     deadline: float | None = None
-    timeout: float | None = None
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
     @classmethod
     def from_headers(cls, hdrs: dict[str, str] | None) -> Context:
         """Build the context of one request; a malformed timeout is InvalidArgument."""
         hdrs = hdrs or {}
-        timeout = None
-        if raw := hdrs.get(headers.TIMEOUT_MS):
-            try:
-                timeout = int(raw) / 1000
-            except ValueError as err:
-                raise errdefs.InvalidArgument(f"malformed {headers.TIMEOUT_MS}: {raw!r}") from err
+        timeout = _seconds(hdrs, headers.TIMEOUT_MS)
         deadline = None if timeout is None else time.monotonic() + timeout
-        return cls(headers=hdrs, deadline=deadline, timeout=timeout)
-
-    @property
-    def idle_timeout(self) -> float:
-        """How long a stream may stay silent: the caller's timeout, else the default."""
-        return self.timeout or DEFAULT_IDLE_TIMEOUT
+        idle = _seconds(hdrs, headers.IDLE_MS) or DEFAULT_IDLE_TIMEOUT
+        return cls(headers=hdrs, deadline=deadline, idle_timeout=idle)
 
     @property
     def namespace(self) -> str:
@@ -50,6 +53,11 @@ class Context:
         if not value:
             raise errdefs.InvalidArgument("namespace is required")
         return value
+
+    @property
+    def caller(self) -> str:
+        """The calling connection's id (empty if it did not say)."""
+        return self.headers.get(headers.CALLER, "")
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), or None without one."""

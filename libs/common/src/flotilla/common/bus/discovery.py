@@ -30,9 +30,11 @@ from nats.nuid import NUID
 
 from flotilla.common.bus.client import Bus
 
-__all__ = ["SERVICE_PREFIX", "Discovery", "EndpointStat", "discover"]
+__all__ = ["QUEUE_GROUP", "SERVICE_PREFIX", "Discovery", "EndpointStat", "discover"]
 
 SERVICE_PREFIX: Final = "flotilla-"
+QUEUE_GROUP: Final = "q"
+"""ADR-32's default queue group, which every endpoint joins: replicas share the load."""
 
 
 @dataclass
@@ -60,7 +62,7 @@ class EndpointStat:
         return EndpointStats(
             name=self.name,
             subject=self.subject,
-            queue_group="q",
+            queue_group=QUEUE_GROUP,
             num_requests=self.num_requests,
             num_errors=self.num_errors,
             processing_time=self.processing_time_ns,
@@ -113,7 +115,8 @@ class Discovery:
 
     async def _info(self, msg: Msg) -> None:
         endpoints = [
-            EndpointInfo(name=e.name, subject=e.subject, queue_group="q") for e in self._endpoints
+            EndpointInfo(name=e.name, subject=e.subject, queue_group=QUEUE_GROUP)
+            for e in self._endpoints
         ]
         info = ServiceInfo(
             id=self.id,

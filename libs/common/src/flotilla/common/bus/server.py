@@ -2,12 +2,17 @@
 
 A :class:`ServiceHost` is built in one composition root per service::
 
-    host = ServiceHost(bus, "content", version)
+    host = ServiceHost(bus, api.API, version)
     host.unary(api.INFO, handlers.info)
+    host.items(api.LIST, handlers.list)       # server -> client items, batched
     host.source(api.READ, handlers.read)      # server -> client bytes
     host.sink(api.WRITE, handlers.write)      # client -> server bytes
     async with host:
         await stopped.wait()
+
+Every method the service's :class:`~flotilla.common.bus.methods.ServiceApi` declares must have
+a handler before the host starts. Each endpoint runs at most ``max_inflight`` requests at once;
+past that it answers ResourceExhausted at once rather than queueing without bound.
 
 Every request runs in its own task through one wrapper (:meth:`ServiceHost._serve`) that decodes
 (malformed bodies are InvalidArgument), applies the caller's deadline, opens a span linked to the
@@ -24,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -34,22 +39,36 @@ from flotilla.common import errdefs, headers
 from flotilla.common.bus import stream
 from flotilla.common.bus.client import Bus
 from flotilla.common.bus.context import Context
-from flotilla.common.bus.discovery import Discovery, EndpointStat
-from flotilla.common.bus.methods import Empty, Method, encode
+from flotilla.common.bus.discovery import QUEUE_GROUP, Discovery, EndpointStat
+from flotilla.common.bus.items import batches
+from flotilla.common.bus.methods import (
+    Empty,
+    Items,
+    Method,
+    ServiceApi,
+    Sink,
+    Source,
+    Unary,
+    encode,
+)
+from flotilla.common.bus.receiver import Receiver
 from flotilla.common.bus.upload import FINAL, READY
 from flotilla.common.telemetry import tracing
 from flotilla.common.telemetry.metrics import EndpointMetrics
 
-__all__ = ["QUEUE_GROUP", "MetricsText", "ServiceHost"]
+__all__ = ["DEFAULT_MAX_INFLIGHT", "MetricsText", "ServiceHost", "metrics_method"]
 
 log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Item = TypeVar("Item")
 
-QUEUE_GROUP: Final = "q"  # ADR-32's default queue group: replicas share the load.
+DEFAULT_MAX_INFLIGHT: Final = 1024
+"""Requests one endpoint runs at once (streams included) before it answers ResourceExhausted."""
 
 UnaryHandler = Callable[[Req, Context], Awaitable[Resp]]
+ItemsHandler = Callable[[Req, Context], AsyncIterator[Item]]
 SourceHandler = Callable[[Req, Context], AsyncIterator[bytes]]
 SinkHandler = Callable[[Req, Context, AsyncIterator[bytes]], Awaitable[Resp]]
 
@@ -60,48 +79,83 @@ class MetricsText(Empty, frozen=True):
     text: str = ""
 
 
+def metrics_method(service: str) -> Unary[Empty, MetricsText]:
+    """The node-local ``metrics`` method every host serves (Prometheus text)."""
+    return Unary(service, "metrics", Empty, MetricsText, node_local=True)
+
+
 @dataclass(eq=False)
 class _Endpoint:
     method: Method[Any, Any]
-    kind: Literal["unary", "source", "sink"]
     handler: Callable[..., Any]
     stat: EndpointStat
     subscription: Subscription | None = None
+    inflight: int = 0
 
 
 class ServiceHost:
-    """Serves one service's endpoints on the bus, plus ADR-32 discovery and metrics."""
+    """Serves one service's endpoints on the bus, plus ADR-32 discovery and metrics.
 
-    def __init__(self, bus: Bus, name: str, version: str, description: str = "") -> None:
+    Args:
+        bus: the connection to serve on.
+        api: the service's declared methods (or just its name, for a service with none yet).
+        version: reported by discovery.
+        description: reported by discovery.
+        max_inflight: requests each endpoint runs at once.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        api: ServiceApi | str,
+        version: str,
+        description: str = "",
+        *,
+        max_inflight: int = DEFAULT_MAX_INFLIGHT,
+    ) -> None:
+        self.api = api if isinstance(api, ServiceApi) else ServiceApi(api)
         self.bus = bus
-        self.name = name
-        self.metrics = EndpointMetrics(name, bus.node)
-        self.discovery = Discovery(bus, name, version, description)
+        self.name = self.api.service
+        self.max_inflight = max_inflight
+        self.metrics = EndpointMetrics(self.name, bus.node)
+        self.discovery = Discovery(bus, self.name, version, description)
         self._endpoints: list[_Endpoint] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._streams: set[asyncio.Task[None]] = set()
-        self.unary(Method(name, "metrics", Empty, MetricsText, node_local=True), self._metrics)
+        self._add(metrics_method(self.name), self._metrics)
 
-    def unary(self, method: Method[Req, Resp], handler: UnaryHandler[Req, Resp]) -> None:
+    def unary(self, method: Unary[Req, Resp], handler: UnaryHandler[Req, Resp]) -> None:
         """Serve ``method`` with a request/response handler."""
-        self._add(method, "unary", handler)
+        self._add(method, handler)
 
-    def source(self, method: Method[Req, Any], handler: SourceHandler[Req]) -> None:
+    def items(self, method: Items[Req, Item], handler: ItemsHandler[Req, Item]) -> None:
+        """Serve ``method`` by streaming the items ``handler`` yields, in batches."""
+        self._add(method, handler)
+
+    def source(self, method: Source[Req], handler: SourceHandler[Req]) -> None:
         """Serve ``method`` by streaming the bytes ``handler`` yields to the caller."""
-        self._add(method, "source", handler)
+        self._add(method, handler)
 
-    def sink(self, method: Method[Req, Resp], handler: SinkHandler[Req, Resp]) -> None:
+    def sink(self, method: Sink[Req, Resp], handler: SinkHandler[Req, Resp]) -> None:
         """Serve ``method`` by handing the caller's byte stream to ``handler``."""
-        self._add(method, "sink", handler)
+        self._add(method, handler)
 
-    def _add(self, method: Method[Any, Any], kind: Any, handler: Callable[..., Any]) -> None:
+    def _add(self, method: Method[Any, Any], handler: Callable[..., Any]) -> None:
         if method.service != self.name:
             raise errdefs.InvalidArgument(f"{method.service}.{method.name} is not in {self.name}")
+        if any(e.method.name == method.name for e in self._endpoints):
+            raise errdefs.AlreadyExists(f"{method.span_name} has a handler already")
         subject = method.subject(self.bus.node)
-        self._endpoints.append(_Endpoint(method, kind, handler, EndpointStat(method.name, subject)))
+        self._endpoints.append(_Endpoint(method, handler, EndpointStat(method.name, subject)))
+
+    def _check_complete(self) -> None:
+        served = {e.method.name for e in self._endpoints}
+        if missing := sorted(set(self.api.methods) - served):
+            raise errdefs.FailedPrecondition(f"{self.name}: no handler for {', '.join(missing)}")
 
     async def start(self) -> None:
         """Subscribe every endpoint (queue group ``q``) and answer discovery."""
+        self._check_complete()
         for endpoint in self._endpoints:
             endpoint.subscription = await self.bus.nc.subscribe(
                 endpoint.stat.subject, queue=QUEUE_GROUP, cb=self._dispatcher(endpoint)
@@ -143,14 +197,27 @@ class ServiceHost:
     def _dispatcher(self, endpoint: _Endpoint) -> Callable[[Msg], Awaitable[None]]:
         # nats-py runs a subscription's callbacks one at a time: hand each request to its own task.
         async def dispatch(msg: Msg) -> None:
+            if endpoint.inflight >= self.max_inflight:
+                await self._refuse(endpoint, msg)
+                return
+            endpoint.inflight += 1
             task = asyncio.create_task(self._serve(endpoint, msg))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-            if endpoint.kind != "unary":
+            task.add_done_callback(lambda _: _finished(endpoint))
+            if endpoint.method.kind != "unary":
                 self._streams.add(task)
                 task.add_done_callback(self._streams.discard)
 
         return dispatch
+
+    async def _refuse(self, endpoint: _Endpoint, msg: Msg) -> None:
+        error = errdefs.ResourceExhausted(
+            f"{endpoint.method.span_name}: {self.max_inflight} requests in flight; retry later"
+        )
+        endpoint.stat.record(0.0, f"ResourceExhausted: {error}")
+        self.metrics.observe(endpoint.method.name, 0.0, "ResourceExhausted")
+        await self._reply_error(msg, endpoint, error)
 
     async def _serve(self, endpoint: _Endpoint, msg: Msg) -> None:
         started = time.perf_counter()
@@ -187,10 +254,14 @@ class ServiceHost:
     async def _run(self, endpoint: _Endpoint, msg: Msg) -> None:
         ctx = Context.from_headers(msg.headers)
         request = endpoint.method.decode_request(msg.data)
-        if endpoint.kind == "unary":
+        kind = endpoint.method.kind
+        if kind == "unary":
             await self._run_unary(endpoint, msg, ctx, request)
-        elif endpoint.kind == "source":
-            await self._run_source(endpoint, msg, ctx, request)
+        elif kind == "items":
+            limit = stream.chunk_size(self.bus.nc)
+            await self._run_source(msg, ctx, batches(endpoint.handler(request, ctx), limit))
+        elif kind == "source":
+            await self._run_source(msg, ctx, endpoint.handler(request, ctx))
         else:
             await self._run_sink(endpoint, msg, ctx, request)
 
@@ -203,10 +274,12 @@ class ServiceHost:
         if msg.reply:
             await self.bus.nc.publish(msg.reply, encode(response))
 
-    async def _run_source(self, endpoint: _Endpoint, msg: Msg, ctx: Context, request: Any) -> None:
+    async def _run_source(self, msg: Msg, ctx: Context, chunks: AsyncIterator[bytes]) -> None:
         if not msg.reply:
             raise errdefs.InvalidArgument("a stream request needs a reply subject")
-        nc, credit = self.bus.nc, stream.Credit(idle_timeout=ctx.idle_timeout)
+        granted = _grant(msg.headers)
+        nc, credit = self.bus.nc, stream.Credit(granted, idle_timeout=ctx.idle_timeout)
+        self.bus.track(credit)
         acks = nc.new_inbox()
 
         async def on_ack(ack: Msg) -> None:
@@ -214,7 +287,9 @@ class ServiceHost:
 
         sub = await nc.subscribe(acks, cb=on_ack)
         try:
-            seq = await stream.send_all(nc, endpoint.handler(request, ctx), msg.reply, credit, acks)
+            if not granted:
+                await stream.send_hello(nc, msg.reply, acks)
+            seq = await stream.send_all(nc, chunks, msg.reply, credit, acks)
             await stream.send_eos(nc, msg.reply, seq, reply=acks)
             await credit.wait_until(seq)  # the receiver consumed everything, or left
         finally:
@@ -224,7 +299,8 @@ class ServiceHost:
         if not msg.reply:
             raise errdefs.InvalidArgument("a stream request needs a reply subject")
         nc, caller = self.bus.nc, msg.reply
-        receiver = stream.Receiver(nc, ack_subject=caller, idle_timeout=ctx.idle_timeout)
+        receiver = Receiver(nc, self.bus.budget, ack_subject=caller, idle_timeout=ctx.idle_timeout)
+        self.bus.track(receiver)
         inbox = nc.new_inbox()
 
         async def on_data(data: Msg) -> None:
@@ -237,6 +313,7 @@ class ServiceHost:
             )
             await nc.publish(caller, encode(response), headers={FINAL: "1"})
         finally:
+            receiver.fail(errdefs.Canceled("the sink stopped reading"))
             await sub.unsubscribe()
 
     async def _reply_error(
@@ -245,9 +322,9 @@ class ServiceHost:
         if not msg.reply or self.bus.nc.is_closed:
             return
         hdrs = headers.error_headers(error)
-        if endpoint.kind == "sink":
+        if endpoint.method.kind == "sink":
             hdrs[FINAL] = "1"
-        elif endpoint.kind == "source":
+        elif endpoint.method.kind in ("source", "items"):
             hdrs[stream.EOS] = "0"
         with contextlib.suppress(Exception):
             await self.bus.nc.publish(msg.reply, b"", headers=hdrs)
@@ -256,10 +333,22 @@ class ServiceHost:
         return MetricsText(text=self.metrics.render())
 
 
-async def _ready_then(
-    receiver: stream.Receiver, nc: Any, caller: str, inbox: str
-) -> AsyncIterator[bytes]:
-    """Tell the caller where to send only once the handler starts reading, then relay chunks."""
-    await nc.publish(caller, b"", reply=inbox, headers={READY: "1"})
+def _finished(endpoint: _Endpoint) -> None:
+    endpoint.inflight -= 1
+
+
+def _grant(hdrs: dict[str, str] | None) -> int:
+    """The credit a download's caller granted in its request."""
+    raw = (hdrs or {}).get(stream.GRANT, "0")
+    try:
+        return max(0, int(raw))
+    except ValueError as err:
+        raise errdefs.InvalidArgument(f"malformed {stream.GRANT}: {raw!r}") from err
+
+
+async def _ready_then(receiver: Receiver, nc: Any, caller: str, inbox: str) -> AsyncIterator[bytes]:
+    """Tell the caller where to send, with credit, once the handler starts reading; relay chunks."""
+    granted = await receiver.grant_initial()
+    await nc.publish(caller, b"", reply=inbox, headers={READY: "1", stream.GRANT: str(granted)})
     async for chunk in receiver:
         yield chunk

@@ -1,21 +1,28 @@
-"""Bulk bytes over NATS: chunked, credit-based flow control, cancellable from either side.
+"""Bulk bytes over NATS: chunked, with credit the receiver grants, cancellable from either side.
 
 One stream has a *data subject* (where the sender publishes chunks; the receiver listens) and an
-*ack subject* (where the receiver publishes cumulative acknowledgements; the sender listens).
-Chunk ``n`` carries header ``Flotilla-Seq: n``; the sender may publish chunk ``n`` only while
-``n - acked <= window``, so it never runs ahead of what the receiver consumed by more than
-``window`` chunks. The end is a message with ``Flotilla-Eos`` (carrying error headers when the
-sender failed). Either side may give up: the receiver publishes ``Flotilla-Cancel`` on the ack
-subject; both sides also give up after ``idle_timeout`` seconds without hearing from the other.
+*ack subject* (where the receiver publishes acknowledgements and grants; the sender listens).
+Chunk ``n`` carries header ``Flotilla-Seq: n``. The receiver *grants* credit: the sender may
+publish chunk ``n`` only once the receiver has granted up to ``n`` (``Flotilla-Grant``, first in
+the request or the ready message, then with each acknowledgement). The end is a message with
+``Flotilla-Eos`` (carrying error headers when the sender failed). Either side may give up: the
+receiver publishes ``Flotilla-Cancel`` on the ack subject; both sides also give up after
+``idle_timeout`` seconds without hearing from the other.
 
-Opening a stream (who owns which subject) is the job of the client and server modules.
+Credit comes from the receiving connection's :class:`Budget`: every stream toward one
+connection draws on it, so however many streams a connection receives at once, the bytes in
+flight toward it stay under nats-server's per-connection pending limit (past which the server
+cuts a connection off as a slow consumer). A stream granted nothing yet is told where to ask by
+a *hello* (``Flotilla-Seq: 0``) from the sender. Opening a stream (who owns which subject) is
+the job of the client and server modules.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Final
 
 from nats.aio.client import Client
@@ -26,22 +33,35 @@ from flotilla.common import errdefs, headers
 __all__ = [
     "ACK",
     "CANCEL",
+    "CONNECTION_BUDGET",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_WINDOW",
     "EOS",
+    "GRANT",
     "SEQ",
+    "Budget",
     "Credit",
-    "Receiver",
     "chunk_size",
     "closable",
     "send_all",
     "send_chunk",
+    "send_eos",
+    "send_hello",
 ]
 
 SEQ: Final = "Flotilla-Seq"
 EOS: Final = "Flotilla-Eos"
 ACK: Final = "Flotilla-Ack"
+GRANT: Final = "Flotilla-Grant"
 CANCEL: Final = "Flotilla-Cancel"
 
 DEFAULT_WINDOW: Final = 16
+"""The most chunks one stream may have granted and not yet consumed."""
+CONNECTION_BUDGET: Final = 24
+"""The most chunks (of at most 1 MiB) granted toward one connection at once, all streams
+together: well under nats-server's 64 MiB per-connection pending limit. With 48, 512 streams
+at once on one connection still saw it cut off as a slow consumer now and then (the server
+counted more pending than our grants allow for: margin it needs); with 24, never."""
 ACK_EVERY: Final = 4  # at most a quarter of the window goes unacknowledged while chunks queue
 DEFAULT_IDLE_TIMEOUT: Final = 30.0
 # Room left in each message for subject, reply and headers.
@@ -54,23 +74,73 @@ def chunk_size(nc: Client) -> int:
     return min(nc.max_payload - _HEADROOM, _MAX_CHUNK)
 
 
-class Credit:
-    """The sender's view of the receiver: how far it may run ahead, and whether it left."""
+class Budget:
+    """Chunks that may be in flight toward one connection, shared by all its incoming streams.
 
-    def __init__(self, window: int = DEFAULT_WINDOW, idle_timeout: float = DEFAULT_IDLE_TIMEOUT):
-        self.window = window
+    Streams waiting for budget are served first come, first served.
+    """
+
+    def __init__(self, total: int = CONNECTION_BUDGET) -> None:
+        self.total = total
+        self.available = total
+        self._waiters: collections.deque[tuple[int, asyncio.Future[int]]] = collections.deque()
+
+    def try_take(self, want: int) -> int:
+        """Take up to ``want`` chunks without waiting (none while others wait)."""
+        if self._waiters:
+            return 0
+        got = min(want, self.available)
+        self.available -= got
+        return got
+
+    async def take(self, want: int, timeout: float) -> int:
+        """Take between 1 and ``want`` chunks, waiting in line for them up to ``timeout``."""
+        if got := self.try_take(want):
+            return got
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append((want, waiter))
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self.give(waiter.result())  # handed over just as we gave up: pass it on
+            waiter.cancel()
+            if isinstance(exc, TimeoutError):
+                raise errdefs.Unavailable(
+                    f"no stream credit for {timeout:.0f}s: the connection is saturated"
+                ) from None
+            raise
+
+    def give(self, count: int) -> None:
+        """Return ``count`` chunks and hand them to whoever waits."""
+        self.available += count
+        while self._waiters and self.available > 0:
+            want, waiter = self._waiters.popleft()
+            if waiter.done():
+                continue
+            got = min(want, self.available)
+            self.available -= got
+            waiter.set_result(got)
+
+
+class Credit:
+    """The sender's view of the receiver: how far it may send, and whether it left."""
+
+    def __init__(self, limit: int = 0, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+        self.limit = limit
         self.idle_timeout = idle_timeout
         self.acked = 0
         self._error: errdefs.ErrdefsError | None = None
         self._changed = asyncio.Event()
 
     def on_control(self, msg: Msg) -> None:
-        """Feed a message from the ack subject (an ack, a cancel or an error)."""
+        """Feed a message from the ack subject (an ack and grant, a cancel or an error)."""
         hdrs = msg.headers or {}
         if CANCEL in hdrs:
             self.fail(errdefs.Canceled(hdrs[CANCEL] or "receiver canceled the stream"))
         elif ACK in hdrs:
             self.acked = max(self.acked, int(hdrs[ACK]))
+            self.limit = max(self.limit, int(hdrs.get(GRANT, "0")))
         elif (error := headers.error_from(hdrs)) is not None:
             self.fail(error)
         self._changed.set()
@@ -87,10 +157,17 @@ class Credit:
             raise self._error
 
     async def wait_until(self, seq: int) -> None:
-        """Wait until the receiver has acknowledged ``seq`` (or left)."""
+        """Wait until the receiver has consumed chunk ``seq`` (or left)."""
+        await self._wait(lambda: self.acked >= seq)
+
+    async def wait_for_room(self, seq: int) -> None:
+        """Wait until the receiver has granted chunk ``seq``."""
+        await self._wait(lambda: self.limit >= seq)
+
+    async def _wait(self, done: Callable[[], bool]) -> None:
         while True:
             self.raise_if_failed()
-            if self.acked >= seq:
+            if done():
                 return
             self._changed.clear()
             try:
@@ -99,10 +176,6 @@ class Credit:
                 raise errdefs.Unavailable(
                     f"stream receiver silent for {self.idle_timeout:.0f}s"
                 ) from None
-
-    async def wait_for_room(self, seq: int) -> None:
-        """Wait until chunk ``seq`` may be sent without exceeding the window."""
-        await self.wait_until(seq - self.window)
 
 
 async def send_all(
@@ -143,6 +216,11 @@ async def send_chunk(
     return seq
 
 
+async def send_hello(nc: Client, data_subject: str, reply: str) -> None:
+    """Tell a receiver that granted nothing yet where to send its grants."""
+    await nc.publish(data_subject, b"", reply=reply, headers={SEQ: "0"})
+
+
 async def closable(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
     """``chunks``, such that closing this generator closes ``chunks`` too (when it can be).
 
@@ -170,86 +248,3 @@ async def send_eos(
     if error is not None:
         hdrs.update(headers.error_headers(error))
     await nc.publish(data_subject, b"", reply=reply, headers=hdrs)
-
-
-class Receiver:
-    """Yields the chunks of one stream in order, acknowledging each as it is consumed.
-
-    Feed it messages from the data subject with :meth:`on_data` (from a subscription callback);
-    iterate it to consume. The ack subject is learnt from the first message's reply unless given.
-    """
-
-    def __init__(
-        self,
-        nc: Client,
-        ack_subject: str = "",
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-    ) -> None:
-        self._nc = nc
-        self.ack_subject = ack_subject
-        self._idle_timeout = idle_timeout
-        # Bounded by the sender's window; unbounded here so a callback never blocks the reader.
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
-        self._next_seq = 1
-        self._acked = 0
-        self.finished = False
-
-    def on_data(self, msg: Msg) -> None:
-        """Queue a message that arrived on the data subject."""
-        if not self.ack_subject and msg.reply:
-            self.ack_subject = msg.reply
-        self._queue.put_nowait(msg)
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        while not self.finished:
-            msg = await self._next()
-            hdrs = msg.headers or {}
-            if (error := headers.error_from(hdrs)) is not None:
-                self.finished = True
-                raise error
-            if EOS in hdrs:
-                self._check_complete(int(hdrs[EOS]))
-                if self._acked < self._next_seq - 1:
-                    await self._ack(self._next_seq - 1)
-                self.finished = True
-                return
-            self._check_order(int(hdrs.get(SEQ, "0")))
-            yield msg.data
-            consumed = self._next_seq - 1
-            # Acknowledge in batches while more chunks wait, and always once the queue runs dry,
-            # so the sender learns of everything consumed as soon as it could matter to it.
-            if self._queue.empty() or consumed - self._acked >= ACK_EVERY:
-                await self._ack(consumed)
-
-    async def _next(self) -> Msg:
-        try:
-            return await asyncio.wait_for(self._queue.get(), self._idle_timeout)
-        except TimeoutError:
-            raise errdefs.DeadlineExceeded(
-                f"stream sender silent for {self._idle_timeout:.0f}s"
-            ) from None
-
-    def _check_order(self, seq: int) -> None:
-        if seq != self._next_seq:
-            raise errdefs.DataLoss(f"stream chunk {seq} arrived, expected {self._next_seq}")
-        self._next_seq += 1
-
-    def _check_complete(self, last_seq: int) -> None:
-        if last_seq != self._next_seq - 1:
-            raise errdefs.DataLoss(
-                f"stream ended after {last_seq} chunks, got {self._next_seq - 1}"
-            )
-
-    async def _ack(self, seq: int) -> None:
-        self._acked = seq
-        if self.ack_subject:
-            await self._nc.publish(self.ack_subject, b"", headers={ACK: str(seq)})
-
-    async def cancel(self, reason: str = "receiver went away") -> None:
-        """Tell the sender to stop (no-op once the stream finished)."""
-        if not self.finished and self.ack_subject and not self._nc.is_closed:
-            self.finished = True
-            await self._nc.publish(self.ack_subject, b"", headers={CANCEL: reason})

@@ -1,7 +1,8 @@
 """The caller's half of a client-to-server byte stream (a ``sink`` endpoint).
 
 The caller sends the request with its control inbox as reply; when the sink starts reading, the
-server answers ``Flotilla-Ready`` with the data subject; the caller sends chunks under credit;
+server answers ``Flotilla-Ready`` with the data subject and the first grant of credit; the caller
+sends chunks under credit;
 ``Flotilla-Final`` carries the sink's response or error. An :class:`Upload` may stay open across
 many :meth:`Upload.send` calls (a writer session), and :meth:`Upload.sync` waits until the sink has
 consumed everything sent so far.
@@ -19,7 +20,7 @@ from nats.aio.subscription import Subscription
 
 from flotilla.common import errdefs, headers
 from flotilla.common.bus import stream
-from flotilla.common.bus.methods import Method
+from flotilla.common.bus.methods import Sink
 
 __all__ = ["FINAL", "READY", "Upload"]
 
@@ -33,7 +34,7 @@ T = TypeVar("T")
 class Upload(Generic[Resp]):
     """One open upload. Use through ``Bus.open_upload``; not reusable once finished."""
 
-    def __init__(self, nc: Client, method: Method[Any, Resp], credit: stream.Credit) -> None:
+    def __init__(self, nc: Client, method: Sink[Any, Resp], credit: stream.Credit) -> None:
         self._nc = nc
         self._method = method
         self.credit = credit
@@ -54,9 +55,16 @@ class Upload(Generic[Resp]):
             self._data_subject = await self._wait(self._ready)
 
     async def send(self, data: bytes) -> None:
-        """Send ``data`` in chunks that fit the server's max_payload, under credit."""
+        """Send ``data`` in chunks that fit the server's max_payload, under credit.
+
+        Raises:
+            Aborted: if the sink answered without reading (nothing of ``data`` was sent;
+                :meth:`finish` returns its answer).
+        """
         if self._data_subject is None:
-            return
+            if self._final.done() and self._final.exception() is not None:
+                raise self._final.exception()  # type: ignore[misc]
+            raise errdefs.Aborted(f"sink answered before reading: {len(data)} bytes not sent")
         self.seq = await stream.send_chunk(
             self._nc, data, self._data_subject, self.credit, self.seq, self.inbox
         )
@@ -90,6 +98,7 @@ class Upload(Generic[Resp]):
     async def _on_control(self, msg: Msg) -> None:
         hdrs = msg.headers or {}
         if READY in hdrs:
+            self.credit.limit = max(self.credit.limit, int(hdrs.get(stream.GRANT, "0")))
             _resolve(self._ready, msg.reply)
         elif FINAL in hdrs or headers.STATUS in hdrs:
             self._on_final(msg.data, headers.error_from(hdrs))
