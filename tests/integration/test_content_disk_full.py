@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import re
 import subprocess
 import sys
@@ -112,11 +111,14 @@ def caller(request: pytest.FixtureRequest, service: None, bus: Bus) -> ContentPr
     return ContentProxy(request.getfixturevalue("neighbour"))
 
 
-async def blob(size: int, seed: int) -> tuple[bytes, str]:
-    """Random bytes and their digest, made in a thread (megabytes take a while)."""
+async def blob(size: int) -> tuple[bytes, str]:
+    """Random bytes and their digest, made in a thread that lets the event loop run.
+
+    Not ``random.randbytes``: it holds the GIL, so the loop would wait all the same.
+    """
 
     def make() -> tuple[bytes, str]:
-        data = random.Random(seed).randbytes(size)
+        data = os.urandom(size)
         return data, digests.digest_of(data)
 
     return await asyncio.to_thread(make)
@@ -137,18 +139,18 @@ async def ingest(store: ContentProxy, ref: str, data: bytes, digest: str) -> str
 async def test_too_big_is_resource_exhausted_and_abort_frees_the_space(
     disk: Disk, caller: ContentProxy
 ) -> None:
-    big, big_digest = await blob(12 * MIB, seed=1)
+    big, big_digest = await blob(12 * MIB)
     with pytest.raises(errdefs.ResourceExhausted, match=FULL + re.escape(str(disk.root))):
         await ingest(caller, "big", big, big_digest)
     stored = (await caller.status(NS, "big")).offset
     assert 0 < stored < DISK
-    more, more_digest = await blob(disk.free() + MIB, seed=2)
+    more, more_digest = await blob(disk.free() + MIB)
     with pytest.raises(errdefs.ResourceExhausted, match=FULL):
         await ingest(caller, "more", more, more_digest)
     with contextlib.suppress(errdefs.NotFound):  # refused at the start: nothing to abort
         await caller.abort(NS, "more")
     await disk.fill()
-    small, small_digest = await blob(64 << 10, seed=9)
+    small, small_digest = await blob(64 << 10)
     with pytest.raises(errdefs.ResourceExhausted, match=FULL):  # no room for its metadata
         await ingest(caller, "small", small, small_digest)
     assert [status.ref for status in await caller.list_statuses(NS)] == ["big"]
@@ -163,7 +165,7 @@ async def test_a_full_disk_ingest_resumes_once_there_is_room(
     disk: Disk, caller: ContentProxy
 ) -> None:
     await disk.add_ballast()
-    data, digest = await blob(6 * MIB, seed=3)
+    data, digest = await blob(6 * MIB)
     with pytest.raises(errdefs.ResourceExhausted, match=FULL):
         await ingest(caller, "resumed", data, digest)
     stored = (await caller.status(NS, "resumed")).offset
@@ -183,7 +185,7 @@ async def test_a_full_disk_ingest_resumes_once_there_is_room(
 async def test_the_same_writer_goes_on_once_there_is_room(disk: Disk, caller: ContentProxy) -> None:
     """The writer takes the service's offset after the failure and writes on from there."""
     await disk.add_ballast()
-    data, digest = await blob(6 * MIB, seed=4)
+    data, digest = await blob(6 * MIB)
     async with await caller.writer(NS, "same", len(data), digest) as writer:
         with pytest.raises(errdefs.ResourceExhausted, match=FULL):
             await writer.copy_from(chunks_of(data))
@@ -232,12 +234,12 @@ def assert_disk_full(code: int, err: str) -> None:
 async def test_cli_says_the_disk_is_full_in_one_line(
     disk: Disk, cli_env: dict[str, str], bus: Bus
 ) -> None:
-    big, big_digest = await blob(12 * MIB, seed=5)
+    big, big_digest = await blob(12 * MIB)
     code, _, err = await flotilla(cli_env, "ingest", "big", "--expected-digest", big_digest,
                                   stdin=big)  # fmt: skip
     assert_disk_full(code, err)
     await disk.fill()
-    small, small_digest = await blob(64 << 10, seed=6)
+    small, small_digest = await blob(64 << 10)
     code, _, err = await flotilla(cli_env, "ingest", "small", stdin=small)
     assert_disk_full(code, err)
 
@@ -249,7 +251,7 @@ async def test_cli_says_the_disk_is_full_in_one_line(
 
 async def test_cli_resumes_once_there_is_room(disk: Disk, cli_env: dict[str, str]) -> None:
     await disk.add_ballast()
-    data, digest = await blob(6 * MIB, seed=7)
+    data, digest = await blob(6 * MIB)
     args = ("ingest", "resumed", "--expected-size", str(len(data)), "--expected-digest", digest)
     code, _, err = await flotilla(cli_env, *args, stdin=data)
     assert_disk_full(code, err)

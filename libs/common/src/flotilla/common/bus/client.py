@@ -32,7 +32,6 @@ Resp = TypeVar("Resp")
 Item = TypeVar("Item")
 
 DEFAULT_TIMEOUT = 10.0
-_NO_RESPONDER_RETRIES = (0.005, 0.02, 0.05)
 
 
 class Failable(Protocol):
@@ -76,6 +75,17 @@ class Bus:
         for end in list(self._streams):
             end.fail(error)
 
+    async def flush(self, timeout: int = 5) -> None:
+        """Wait until the server has processed everything this connection sent so far.
+
+        nats-py's own ``flush()`` writes its PING straight to the socket, ahead of commands
+        still queued for its flusher task (a SUB just made), so its PONG may come back before
+        the server saw that SUB, and a caller on another connection then gets "no responders".
+        Hand the queued commands to the socket first (nats-py has no public call for that).
+        """
+        await self.nc._flush_pending(force_flush=True)
+        await self.nc.flush(timeout)
+
     def _headers(
         self, namespace: str | None, timeout: float | None = None, idle: float | None = None
     ) -> dict[str, str]:
@@ -112,20 +122,14 @@ class Bus:
     async def _request(
         self, subject: str, payload: bytes, hdrs: dict[str, str], timeout: float
     ) -> Msg:
-        # "No responders" can be transient: a service restarting, or a subscription the
-        # server has only just made visible to this connection. Retry briefly before giving up.
-        for delay in (*_NO_RESPONDER_RETRIES, None):
-            try:
-                return await self.nc.request(subject, payload, timeout=timeout, headers=hdrs)
-            except nats.errors.NoRespondersError:
-                if delay is None:
-                    raise errdefs.Unavailable(f"no service answers {subject}") from None
-                await asyncio.sleep(delay)
-            except nats.errors.TimeoutError:
-                raise errdefs.DeadlineExceeded(f"{subject}: no reply within {timeout:g}s") from None
-            except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as err:
-                raise errdefs.Unavailable(f"{subject}: bus connection unavailable") from err
-        raise AssertionError("unreachable")
+        try:
+            return await self.nc.request(subject, payload, timeout=timeout, headers=hdrs)
+        except nats.errors.NoRespondersError:
+            raise errdefs.Unavailable(f"no service answers {subject}") from None
+        except nats.errors.TimeoutError:
+            raise errdefs.DeadlineExceeded(f"{subject}: no reply within {timeout:g}s") from None
+        except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as err:
+            raise errdefs.Unavailable(f"{subject}: bus connection unavailable") from err
 
     @contextlib.asynccontextmanager
     async def download(

@@ -152,7 +152,7 @@ async def discover(bus: Bus, verb: ServiceVerb, wait: float = 0.5) -> list[dict[
     sub = await bus.nc.subscribe(inbox, cb=collect)
     try:
         await bus.nc.publish(control_subject(verb), b"", reply=inbox)
-        await bus.nc.flush()
+        await bus.flush()
         await asyncio.sleep(wait)
     finally:
         await sub.unsubscribe()

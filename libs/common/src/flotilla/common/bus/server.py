@@ -161,7 +161,7 @@ class ServiceHost:
                 endpoint.stat.subject, queue=QUEUE_GROUP, cb=self._dispatcher(endpoint)
             )
         await self.discovery.start([e.stat for e in self._endpoints])
-        await self.bus.nc.flush()
+        await self.bus.flush()  # callable the moment this returns
         log.info("serving", extra={"endpoints": [e.stat.subject for e in self._endpoints]})
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -178,7 +178,7 @@ class ServiceHost:
                 endpoint.subscription = None
         await self.discovery.stop()
         with contextlib.suppress(Exception):
-            await self.bus.nc.flush(timeout=2)  # the server knows we left before we return
+            await self.bus.flush(timeout=2)  # the server knows we left before we return
         for task in self._streams:
             task.cancel()
         if self._inflight:
