@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from flotilla.common import headers
-from flotilla.common.bus import Bus, Context, Method, ServiceHost, connect
+from flotilla.common.bus import QUEUE_GROUP, Bus, Context, ServiceApi, ServiceHost, Wire, connect
 from flotilla.common.natsserver import EmbeddedNats
 
 MIB = 1 << 20
@@ -34,21 +34,29 @@ PLAIN_SUBJECT = "bench.plain.echo"
 PLAIN_STREAM = "bench.plain.stream"
 
 
-class Ping(msgspec.Struct, frozen=True):
-    """The request and response of the echo cases."""
+class Ping(Wire, frozen=True):
+    """The request of the echo cases."""
 
     text: str = ""
     count: int = 0
 
 
-ECHO = Method("bench", "echo", Ping, Ping)
-SOURCE = Method("bench", "source", Ping, Ping)
-SINK = Method("bench", "sink", Ping, Ping)
+class Pong(Wire, frozen=True):
+    """The response of the echo cases."""
+
+    text: str = ""
+    count: int = 0
+
+
+API = ServiceApi("bench")
+ECHO = API.unary("echo", Ping, Pong)
+SOURCE = API.source("source", Ping)
+SINK = API.sink("sink", Ping, Pong)
 _BLOCK = bytes(MIB)
 
 
-async def _echo(request: Ping, _: Context) -> Ping:
-    return request
+async def _echo(request: Ping, _: Context) -> Pong:
+    return Pong(text=request.text, count=request.count)
 
 
 async def _source(request: Ping, _: Context) -> AsyncIterator[bytes]:
@@ -56,11 +64,11 @@ async def _source(request: Ping, _: Context) -> AsyncIterator[bytes]:
         yield _BLOCK
 
 
-async def _sink(_: Ping, __: Context, chunks: AsyncIterator[bytes]) -> Ping:
+async def _sink(_: Ping, __: Context, chunks: AsyncIterator[bytes]) -> Pong:
     total = 0
     async for chunk in chunks:
         total += len(chunk)
-    return Ping(count=total)
+    return Pong(count=total)
 
 
 @dataclass
@@ -76,7 +84,7 @@ async def _start(ctx: BenchContext) -> Peers:
     buses = [await connect([server.url], node="bench", name=f"bench-{i}") for i in range(4)]
     for bus in buses:
         ctx.stack.push_async_callback(bus.close)
-    host = ServiceHost(buses[0], "bench", "bench")
+    host = ServiceHost(buses[0], API, "bench")
     host.unary(ECHO, _echo)
     host.source(SOURCE, _source)
     host.sink(SINK, _sink)
@@ -89,7 +97,7 @@ async def _start(ctx: BenchContext) -> Peers:
     async def ack(msg: Msg) -> None:
         await msg.respond(b"")
 
-    await plain_server.subscribe(PLAIN_SUBJECT, queue="q", cb=respond)
+    await plain_server.subscribe(PLAIN_SUBJECT, queue=QUEUE_GROUP, cb=respond)
     await plain_server.subscribe(PLAIN_STREAM, cb=ack, pending_bytes_limit=-1)
     await plain_server.flush()
     return Peers(bus=buses[1], plain=buses[3].nc)
