@@ -13,6 +13,14 @@ INNER = """
 import asyncio
 import time
 
+import pytest
+
+
+@pytest.fixture
+async def blocking():
+    time.sleep(0.08)
+    yield
+
 
 async def test_blocks_the_loop() -> None:
     await asyncio.sleep(0)
@@ -25,6 +33,10 @@ async def test_blocks_a_thread_only() -> None:
 
 def test_without_a_loop() -> None:
     time.sleep(0.2)
+
+
+async def test_with_a_blocking_fixture(blocking: None) -> None:
+    pass
 """
 
 
@@ -51,8 +63,10 @@ def test_fails_only_the_test_that_blocked_the_loop(tmp_path: Path, debug: bool) 
         assert result.returncode == 0, result.stdout
         return
     assert result.returncode == 1, result.stdout
-    assert "3 passed, 1 error" in result.stdout
+    assert "4 passed, 2 errors" in result.stdout
     assert "ERROR at teardown of test_blocks_the_loop" in result.stdout
     assert "the event loop was blocked for more than 0.05 s" in result.stdout
     assert "in call: Executing <Task" in result.stdout
     assert "coro=<test_blocks_the_loop()" in result.stdout  # names the callback
+    assert "ERROR at teardown of test_with_a_blocking_fixture" in result.stdout
+    assert "in setup of fixture 'blocking': Executing <Task" in result.stdout

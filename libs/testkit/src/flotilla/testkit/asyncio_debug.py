@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Final
 
 import pytest
@@ -86,6 +86,18 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Label what follows as the test's setup."""
     _Phase.now = "setup"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    """Label what follows as the set-up of that fixture."""
+    outer, _Phase.now = _Phase.now, f"setup of fixture {fixturedef.argname!r}"
+    try:
+        return (yield)
+    finally:
+        _Phase.now = outer
 
 
 @pytest.hookimpl(tryfirst=True)
