@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flotilla.common.bus import Bus, connect
 from flotilla.common.natsserver import EmbeddedNats
-from flotilla.common.testing import ServiceProcess
+from flotilla.testkit.services import ServiceProcess
 
 NODE = "bench-node"
 SERVICES = ("content",)

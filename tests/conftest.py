@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 # flotilla.testkit.plugin: a missing program fails its test in one line, and no failure's
 # traceback can end the session (its docstring tells the Python 3.11.7 crash it prevents).
 pytest_plugins = [
-    "flotilla.common.testing",
+    "flotilla.testkit.services",
     "flotilla.testkit.asyncio_debug",
     "flotilla.testkit.plugin",
 ]

@@ -12,7 +12,7 @@ import pytest
 
 from flotilla.common import digests
 from flotilla.common.bus import Bus
-from flotilla.common.testing import ServiceProcess
+from flotilla.testkit.services import ServiceProcess
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ import pytest
 from flotilla.common import digests, errdefs
 from flotilla.common.bus import Bus, connect
 from flotilla.common.config import Config, NatsConfig
-from flotilla.common.testing import ServiceProcess
 from flotilla.content.__main__ import build
 from flotilla.content.proxy import ContentProxy
+from flotilla.testkit.services import ServiceProcess
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root")
 

@@ -17,10 +17,10 @@ from flotilla.common import digests, errdefs, headers
 from flotilla.common.bus import Bus, connect
 from flotilla.common.events import Envelope
 from flotilla.common.subjects import EVENTS_STREAM, topic_of
-from flotilla.common.testing import ServiceProcess
 from flotilla.content import api
 from flotilla.content.events import ContentCreate, ContentDelete
 from flotilla.content.proxy import ContentProxy
+from flotilla.testkit.services import ServiceProcess
 
 NODE = "it-node"
 NS = "integration"

@@ -1,6 +1,6 @@
-"""pytest fixtures shared by every test tier: a real nats-server, and a connected bus.
+"""pytest fixtures for every test tier: a real nats-server, a connected bus, a service process.
 
-Enable them in a ``conftest.py`` with ``pytest_plugins = ["flotilla.common.testing"]``.
+Enable them in a ``conftest.py`` with ``pytest_plugins = ["flotilla.testkit.services"]``.
 """
 
 from __future__ import annotations
