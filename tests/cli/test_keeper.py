@@ -8,14 +8,7 @@ from pathlib import Path
 
 from flotilla.cli.keeper import Backoff, Keeper
 from flotilla.cli.units import ServiceUnit
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+from flotilla.testkit import alive
 
 
 def test_backoff_doubles_from_half_a_second_to_thirty() -> None:

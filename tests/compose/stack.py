@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -84,12 +83,6 @@ def remove_stale_projects() -> None:
         stale = [fields[0] for fields in lines if len(fields) == 2 and _stale(fields[1])]
         if stale:
             run(["docker", *rm, *stale], timeout=120)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -8,7 +8,7 @@
 - ``require()``: the external programs a test needs, or one ``MissingProgram`` line naming them.
 """
 
-from flotilla.testkit._proc import CommandError
+from flotilla.testkit._proc import CommandError, alive, free_port
 from flotilla.testkit._proc import run as run_command
 from flotilla.testkit.containerd import Containerd, private_containerd
 from flotilla.testkit.images import BuiltImage, build_busybox, build_large, build_multiarch
@@ -27,6 +27,8 @@ from flotilla.testkit.registry import LocalRegistry, local_registry
 from flotilla.testkit.validate import LayoutError, validate_layout
 
 __all__ = [
+    "alive",
+    "free_port",
     "DEFAULT_LARGE_SIZE",
     "BuiltImage",
     "CommandError",

@@ -15,6 +15,7 @@ from flotilla.testkit.programs import MissingProgram
 
 __all__ = [
     "CommandError",
+    "alive",
     "free_port",
     "kill",
     "processes",
@@ -142,6 +143,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False
 
 
 def processes() -> Iterator[tuple[int, list[str]]]:
