@@ -37,8 +37,14 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy $(SOURCES)
 
+# Then the tiers that run in this process once more in asyncio's debug mode, where a callback
+# that holds the event loop over 50 ms fails its test (flotilla.testkit.asyncio_debug); the
+# floods of `load` tests, and the `slow` ones, are left out of that step.
+DEBUG_TIERS := tests/unit tests/common tests/contract tests/integration
+
 test: lint typecheck
 	$(BIN)/pytest
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q -m "not load and not slow" $(DEBUG_TIERS)
 
 unit: venv
 	$(BIN)/pytest tests/unit

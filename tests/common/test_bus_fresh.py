@@ -10,6 +10,7 @@ ROUNDS = 1000
 
 
 @pytest.mark.slow
+@pytest.mark.load
 async def test_a_fresh_subscription_answers_the_first_call(bus: Bus, server_bus: Bus) -> None:
     handlers = EchoHandlers()
     for round_ in range(ROUNDS):
@@ -19,6 +20,7 @@ async def test_a_fresh_subscription_answers_the_first_call(bus: Bus, server_bus:
 
 
 @pytest.mark.slow
+@pytest.mark.load
 async def test_a_fresh_connection_answers_the_first_call(bus: Bus, nats_url: str) -> None:
     handlers = EchoHandlers()
     for round_ in range(ROUNDS // 4):

@@ -11,7 +11,7 @@ from flotilla.common.bus import Bus
 
 from .echo_service import DIGEST, GENERATE, Echo, pattern
 
-pytestmark = pytest.mark.usefixtures("echo")
+pytestmark = [pytest.mark.usefixtures("echo"), pytest.mark.load]
 
 MIB = 1 << 20
 STREAMS = 256

@@ -139,18 +139,30 @@ def drained(path: Path) -> Callable[[], Awaitable[bool]]:
     return empty
 
 
-def spawn(script: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def _spawn_until(script: str, said: str, *args: str) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
         [sys.executable, "-c", script, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == said
+    return child
 
 
-def kill(child: subprocess.Popen[str]) -> None:
+async def spawn_until(script: str, said: str, *args: str) -> subprocess.Popen[str]:
+    """A child running ``script``, once it printed ``said`` (off the event loop)."""
+    return await asyncio.to_thread(_spawn_until, script, said, *args)
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
     child.send_signal(signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL
+
+
+async def kill(child: subprocess.Popen[str]) -> None:
+    await asyncio.to_thread(_kill, child)
 
 
 async def test_an_event_published_while_nats_is_down_arrives_once_it_is_back(
@@ -182,10 +194,8 @@ async def test_order_is_kept_across_an_outage(
 async def test_a_crash_before_relaying_is_relayed_once_on_restart(
     stream: Client, path: Path
 ) -> None:
-    child = spawn(RECORDED_ONLY, str(path))
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "recorded"
-    kill(child)
+    child = await spawn_until(RECORDED_ONLY, "recorded", str(path))
+    await kill(child)
     assert await stored_count(stream) == 0
     async with Relay(path, JetStreamSink(stream), wait=LONG):
         await until(drained(path), "the restarted relay emptied the outbox")
@@ -195,10 +205,8 @@ async def test_a_crash_before_relaying_is_relayed_once_on_restart(
 async def test_a_replay_of_a_stored_event_is_not_doubled(
     stream: Client, path: Path, nats_url: str
 ) -> None:
-    child = spawn(SENT_NOT_FORGOTTEN, str(path), nats_url, "120")
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "sent"
-    kill(child)
+    child = await spawn_until(SENT_NOT_FORGOTTEN, "sent", str(path), nats_url, "120")
+    await kill(child)
     assert await stored_count(stream) == 1
     async with Relay(path, JetStreamSink(stream), wait=LONG):
         await until(drained(path), "the restarted relay emptied the outbox")
@@ -213,10 +221,8 @@ async def test_a_replay_after_the_duplicate_window_is_not_doubled(
     config = _stream_config()
     config.duplicate_window = window
     await js.add_stream(config)
-    child = spawn(SENT_NOT_FORGOTTEN, str(path), nats_url, str(window))
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "sent"
-    kill(child)
+    child = await spawn_until(SENT_NOT_FORGOTTEN, "sent", str(path), nats_url, str(window))
+    await kill(child)
     stored = await js.get_msg(EVENTS_STREAM, 1)
     assert stored.subject is not None
     assert stored.headers is not None

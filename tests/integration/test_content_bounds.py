@@ -91,6 +91,7 @@ async def test_a_commit_never_lands_between_the_chunks_of_a_write(
     assert committed.digest == digests.digest_of(b"first half second half")
 
 
+@pytest.mark.load
 async def test_an_endpoint_flooded_past_its_bound_refuses_and_recovers(
     content: ServiceProcess, bus: Bus
 ) -> None:

@@ -134,7 +134,7 @@ async def test_a_commit_without_jetstream_succeeds_and_its_event_follows(
 async def test_a_commit_whose_process_dies_before_relaying_is_announced_after(
     root: Path, stream: Client
 ) -> None:
-    digest = commit_then_crash(root)
+    digest = await asyncio.to_thread(commit_then_crash, root)
     assert digest == digests.digest_of(b"committed, then killed")
     assert await stored(stream) == []
     async with Relay(LocalStore.database(root), JetStreamSink(stream)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import random
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from flotilla.content.events import ContentCreate, ContentDelete
 from flotilla.content.proxy import ContentProxy
 from flotilla.testkit.services import ServiceProcess
 
+_MAKER = concurrent.futures.ProcessPoolExecutor(1)
 NODE = "it-node"
 NS = "integration"
 MIB = 1 << 20
@@ -64,9 +66,15 @@ def caller(request: pytest.FixtureRequest, proxy: ContentProxy) -> ContentProxy:
     return neighbour
 
 
-def blob(size: int, seed: int) -> tuple[bytes, str]:
+def _blob(size: int, seed: int) -> tuple[bytes, str]:
     data = random.Random(seed).randbytes(size)
     return data, digests.digest_of(data)
+
+
+async def blob(size: int, seed: int) -> tuple[bytes, str]:
+    """Random bytes of ``size`` and their digest, made in another process's time (48 MiB of
+    ``randbytes`` holds the GIL for a quarter of a second, a thread would not free the loop)."""
+    return await asyncio.get_running_loop().run_in_executor(_MAKER, _blob, size, seed)
 
 
 async def test_kill_9_mid_write_then_resume(
@@ -74,7 +82,7 @@ async def test_kill_9_mid_write_then_resume(
 ) -> None:
     await content.start(bus)
     proxy = caller
-    data, digest = blob(48 * MIB, seed=1)
+    data, digest = await blob(48 * MIB, seed=1)
     writer = await proxy.writer(NS, "crash", len(data), digest)
     assert writer.same_node == proxy.same_node_files
 
@@ -106,7 +114,7 @@ async def test_a_vanished_writer_releases_its_ref(
     content: ServiceProcess, bus: Bus, nats_url: str
 ) -> None:
     await content.start(bus)
-    data, digest = blob(3 * MIB, seed=2)
+    data, digest = await blob(3 * MIB, seed=2)
     gone = await connect([nats_url], node="elsewhere", name="doomed", connect_timeout=5)
     doomed = ContentProxy(gone, node=NODE, idle_timeout=1)
     writer = await doomed.writer(NS, "vanish", len(data), digest)
@@ -133,7 +141,7 @@ async def test_same_node_reader_opens_the_blob_from_disk(
     content: ServiceProcess, bus: Bus, proxy: ContentProxy
 ) -> None:
     await content.start(bus)
-    data, digest = blob(MIB + 7, seed=3)
+    data, digest = await blob(MIB + 7, seed=3)
     async with await proxy.writer(NS, "local", len(data), digest) as writer:
         await writer.write(data)
         await writer.commit(len(data), digest)
@@ -168,7 +176,7 @@ async def test_wrong_digests_and_garbage_get_clear_errors(
         api.INFO.subject(NODE), b"\xc1garbage", timeout=5, headers={headers.NAMESPACE: NS}
     )
     assert isinstance(headers.error_from(msg.headers), errdefs.InvalidArgument)
-    data, digest = blob(1000, seed=4)
+    data, digest = await blob(1000, seed=4)
     async with await proxy.writer(NS, "wrong", len(data)) as writer:
         await writer.write(data)
         with pytest.raises(errdefs.FailedPrecondition, match=digest):
@@ -209,7 +217,7 @@ async def test_events_are_stored_in_jetstream(
     content: ServiceProcess, bus: Bus, proxy: ContentProxy
 ) -> None:
     await content.start(bus)
-    data, digest = blob(4096, seed=5)
+    data, digest = await blob(4096, seed=5)
     async with await proxy.writer(NS, "evented", len(data), digest) as writer:
         await writer.write(data)
         await writer.commit(len(data), digest)
@@ -230,7 +238,7 @@ async def test_copy_from_streams_a_whole_blob_and_stops_on_a_source_error(
 ) -> None:
     await content.start(bus)
     proxy = caller
-    data, digest = blob(10 * MIB + 3, seed=6)
+    data, digest = await blob(10 * MIB + 3, seed=6)
 
     async def pieces(fail_after: int | None = None) -> AsyncIterator[bytes]:
         for index, start in enumerate(range(0, len(data), 3 * MIB)):

@@ -53,3 +53,19 @@ def test_item_batches_decode_as_lists() -> None:
     assert listing.decode_batch(batch) == [Answer(text="a"), Answer(text="b")]
     with pytest.raises(errdefs.InvalidArgument, match=r"malformed demo\.list items"):
         listing.decode_batch(encode(Answer(text="not a list")))
+
+
+async def test_coalesce_joins_small_chunks_and_passes_big_ones_uncopied() -> None:
+    from collections.abc import AsyncIterator
+
+    from flotilla.common.bus.stream import coalesce
+
+    big = b"b" * 10
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for piece in (b"a", b"aa", b"aaa", b"aaaa", big, b"c"):
+            yield piece
+
+    joined = [chunk async for chunk in coalesce(chunks(), 4)]
+    assert joined == [b"aaaaaa", b"aaaa", big, b"c"]
+    assert joined[2] is big

@@ -69,7 +69,12 @@ async def store(root: Path) -> AsyncIterator[LocalStore]:
         yield opened
 
 
-def spawn(script: str, root: Path) -> subprocess.Popen[str]:
+async def spawn(script: str, root: Path) -> subprocess.Popen[str]:
+    """A child running ``script`` on ``root``, once it said it is ready (off the event loop)."""
+    return await asyncio.to_thread(_spawn, script, root)
+
+
+def _spawn(script: str, root: Path) -> subprocess.Popen[str]:
     child = subprocess.Popen(
         [sys.executable, "-c", script, str(root)],
         stdin=subprocess.PIPE,
@@ -105,7 +110,7 @@ async def test_blobs_are_stored_once_per_node(store: LocalStore, root: Path) -> 
 
 
 async def test_lock_is_held_across_processes(store: LocalStore, root: Path) -> None:
-    holder = spawn(HOLDER, root)
+    holder = await spawn(HOLDER, root)
     try:
         with pytest.raises(errdefs.Unavailable, match="ref shared locked"):
             await store.writer(NS, "shared")
@@ -114,7 +119,7 @@ async def test_lock_is_held_across_processes(store: LocalStore, root: Path) -> N
         assert (await store.status(NS, "shared")).offset == 5
     finally:
         holder.send_signal(signal.SIGKILL)
-        holder.wait()
+        await asyncio.to_thread(holder.wait)
     async with await store.writer(NS, "shared") as writer:
         assert writer.offset == 5
         assert await writer.digest() == digests.digest_of(b"hello")
@@ -149,10 +154,10 @@ async def test_start_up_repairs_a_crash(root: Path) -> None:
 async def test_kill_during_commits_never_shows_a_torn_blob(root: Path) -> None:
     committed = 0
     for delay in (0.3, 0.45, 0.6, 0.8):
-        committer = spawn(COMMITTER, root)
+        committer = await spawn(COMMITTER, root)
         await asyncio.sleep(delay)
         committer.send_signal(signal.SIGKILL)
-        assert committer.wait() == -signal.SIGKILL
+        assert await asyncio.to_thread(committer.wait) == -signal.SIGKILL
         async with LocalStore(root, RecordingPublisher()) as store:
             infos = [info async for info in store.walk(NS)]
             assert len(infos) > committed  # the committer got on with its work

@@ -13,6 +13,7 @@ Only loops of this process are watched; a service run as a child process logs it
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -84,8 +85,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Label what follows as the test's setup."""
+    """Label what follows as the test's setup; in debug mode, set the heap aside first.
+
+    The pytest process's heap grows with every test (debug mode keeps a traceback per task and
+    future), and a full collection of it held the loop 30-50 ms on its own wherever it struck.
+    Collected and frozen before each test, the heap is left out of the test's collections.
+    """
     _Phase.now = "setup"
+    if item.config.stash.get(_ACTIVE, False):
+        gc.collect()
+        gc.freeze()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -160,6 +160,7 @@ class ServiceHost:
             endpoint.subscription = await self.bus.nc.subscribe(
                 endpoint.stat.subject, queue=QUEUE_GROUP, cb=self._dispatcher(endpoint)
             )
+            await asyncio.sleep(0)  # nats-py's subscribe never yields: let others run between
         await self.discovery.start([e.stat for e in self._endpoints])
         await self.bus.flush()  # callable the moment this returns
         log.info("serving", extra={"endpoints": [e.stat.subject for e in self._endpoints]})
