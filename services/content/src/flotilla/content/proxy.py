@@ -11,11 +11,11 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus, Unary
-from flotilla.common.bus.stream import DEFAULT_IDLE_TIMEOUT
+from flotilla.common.bus.stream import DEFAULT_IDLE_TIMEOUT, coalesce
 from flotilla.common.bus.upload import Upload
 from flotilla.common.lifecycle import AsyncClosing
 from flotilla.content import api, convert
@@ -26,6 +26,9 @@ __all__ = ["ContentProxy", "ProxyReader", "ProxyWriter"]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+
+COPY_BLOCK: Final = 1 << 20
+"""What :meth:`ProxyWriter.copy_from` joins small chunks into."""
 
 
 class _Remote:
@@ -152,8 +155,11 @@ class ProxyWriter(AsyncClosing):
         """Append every chunk, streaming them all before waiting for the service once.
 
         Unlike a loop of :meth:`write` calls, which each wait until the service has written
-        their bytes, the stream here stays full from the first chunk to the last.
+        their bytes, the stream here stays full from the first chunk to the last. Small chunks
+        are joined into blocks first: each block costs the service (or this caller, on the same
+        node) one trip to a worker thread.
         """
+        chunks = coalesce(chunks, COPY_BLOCK)
         if self._file is not None:
             await self._copy_into_file(self._file, chunks)
             return
@@ -309,7 +315,7 @@ class ContentProxy:
         request = api.WriterOpen(ref=ref, total=total, expected=expected or "")
         opened = await remote.call(api.WRITER_OPEN, request)
         status = convert.status(opened.status)
-        file = IngestFile.reachable(opened.path, opened.file_id) if self.same_node_files else None
+        file = await IngestFile.reach(opened.path, opened.file_id) if self.same_node_files else None
         return ProxyWriter(remote, opened.session, status, file)
 
     async def status(self, namespace: str, ref: str) -> Status:

@@ -43,6 +43,7 @@ __all__ = [
     "Credit",
     "chunk_size",
     "closable",
+    "coalesce",
     "send_all",
     "send_chunk",
     "send_eos",
@@ -213,6 +214,9 @@ async def send_chunk(
         # A view, not a copy: publish copies the piece into its outgoing command anyway.
         piece = view[start : start + limit] if len(view) > limit else data
         await nc.publish(data_subject, piece, reply=reply, headers={SEQ: str(seq)})  # type: ignore[arg-type]
+        # nats-py's publish only queues; with credit to spare, a stream would otherwise keep
+        # the loop from every other task until its window is spent.
+        await asyncio.sleep(0)
     return seq
 
 
@@ -234,6 +238,25 @@ async def closable(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def coalesce(chunks: AsyncIterator[bytes], size: int) -> AsyncGenerator[bytes, None]:
+    """``chunks`` joined into blocks of at least ``size`` bytes (the last may be shorter).
+
+    A chunk of ``size`` or more passes through uncopied when nothing is pending.
+    """
+    pending = bytearray()
+    async with contextlib.aclosing(closable(chunks)) as source:
+        async for chunk in source:
+            if not pending and len(chunk) >= size:
+                yield chunk
+                continue
+            pending += chunk
+            if len(pending) >= size:
+                yield bytes(pending)
+                pending.clear()
+    if pending:
+        yield bytes(pending)
 
 
 async def send_eos(
