@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from flotilla.common import errdefs
-from flotilla.common.process import CHILD_OPTIONS
+from flotilla.common.process import child_command, child_options
 
 __all__ = ["ServiceUnit", "Unit", "service_command"]
 
@@ -75,7 +75,7 @@ class ServiceUnit:
     async def start(self) -> None:
         """Start the process (it dies with this one, and has its own session)."""
         self._process = await asyncio.create_subprocess_exec(
-            *self.argv, env=self.env, **CHILD_OPTIONS
+            *child_command(self.argv), env=self.env, **child_options()
         )
 
     async def wait(self) -> int:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from flotilla.common import errdefs
-from flotilla.common.process import CHILD_OPTIONS
+from flotilla.common.process import child_command, child_options
 
 __all__ = ["GO_GC_PERCENT", "EmbeddedNats", "nats_server_binary"]
 
@@ -85,12 +85,11 @@ class EmbeddedNats:
         args = ["-a", self.host, "-p", str(self.port or -1), "-js", "-sd", str(self.store_dir)]
         args += ["--ports_file_dir", str(self._ports_dir)]
         self._process = await asyncio.create_subprocess_exec(
-            str(nats_server_binary()),
-            *args,
+            *child_command([str(nats_server_binary()), *args]),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             env={"GOGC": GO_GC_PERCENT, **os.environ},
-            **CHILD_OPTIONS,
+            **child_options(),
         )
         try:
             async with asyncio.timeout(timeout):
