@@ -18,7 +18,9 @@ from typing import Final
 
 import pytest
 
-from .stack import Compose, free_port, project_name, remove_stale_projects, run
+from flotilla.testkit import free_port
+
+from .stack import Compose, project_name, remove_stale_projects, run
 
 PROGRAMS: Final = {
     "docker": "docker.io",
