@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
+import os
 import shutil
 import signal
 from collections.abc import Sequence
@@ -34,7 +36,19 @@ def child_command(argv: Sequence[str]) -> list[str]:
     large heap; it is the fallback where setpriv is missing (see :func:`child_options`).
     """
     setpriv = _setpriv()
-    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
+    if setpriv is None:
+        return list(argv)
+    _check_runnable(argv[0])  # as exec would: setpriv itself would start, then fail
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
+
+
+def _check_runnable(program: str) -> None:
+    """Raise what ``exec`` of ``program`` would: it is missing, or not executable."""
+    path = shutil.which(program) if os.sep not in program else program
+    if path is None or not os.path.isfile(path):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    if not os.access(path, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
 
 
 def child_options() -> dict[str, Any]:
