@@ -6,6 +6,12 @@ for the slow ones. Here "slow" means over :data:`SLOW_CALLBACK` (asyncio's own d
 would let 50-100 ms stalls through): the test that logged one fails at teardown, naming the
 callback and the phase (setup, call, teardown) it ran in. Without debug mode this does nothing.
 
+A callback counts as blocking only if its thread really held the loop: it ran on the CPU for
+the threshold, or it waited in the kernel (a blocking call, the GIL) at least once. A step that
+took long only because the machine's other processes had the cores (the loop's thread
+runnable, preempted) does not: on a busy 2-core machine that happens anywhere, and says nothing
+about the code. Every step is measured this way (``getrusage`` of the thread, about 1 us).
+
 Enable it with ``pytest_plugins = ["flotilla.testkit.asyncio_debug"]`` in a ``conftest.py``.
 Only loops of this process are watched; a service run as a child process logs its own.
 """
@@ -16,7 +22,9 @@ import asyncio
 import gc
 import logging
 import os
+import resource
 import sys
+import time
 from collections.abc import Generator, Iterator
 from typing import Final
 
@@ -38,12 +46,50 @@ def debug_mode() -> bool:
 
 
 class _DebugPolicy(asyncio.DefaultEventLoopPolicy):
-    """Makes every new loop report callbacks slower than :data:`SLOW_CALLBACK`."""
+    """Makes every new loop leave slow callbacks to :func:`_timed_run`.
+
+    asyncio's own test is wall time alone.
+    """
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         loop = super().new_event_loop()
-        loop.slow_callback_duration = SLOW_CALLBACK
+        loop.slow_callback_duration = _NEVER
         return loop
+
+
+_NEVER: Final = 3600.0
+_run_handle: Final = asyncio.events.Handle._run
+
+
+def _timed_run(handle: asyncio.Handle) -> None:
+    """Run one step of the loop; report it if its thread held the loop over the threshold."""
+    started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_THREAD)
+    try:
+        _run_handle(handle)
+    finally:
+        took = time.perf_counter() - started
+        if took >= SLOW_CALLBACK:
+            _judge(handle, took, before)
+
+
+def _judge(handle: asyncio.Handle, took: float, before: resource.struct_rusage) -> None:
+    after = resource.getrusage(resource.RUSAGE_THREAD)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    waits = after.ru_nvcsw - before.ru_nvcsw
+    if cpu >= SLOW_CALLBACK or waits:
+        logging.getLogger(_LOGGER).warning(
+            "Executing %s took %.3f seconds (%.3f s on the CPU, %d waits in the kernel)",
+            _describe(handle),
+            took,
+            cpu,
+            waits,
+        )
+
+
+def _describe(handle: asyncio.Handle) -> str:
+    """The task a step belongs to, as asyncio names it, else the handle."""
+    owner = getattr(getattr(handle, "_callback", None), "__self__", None)
+    return repr(owner) if isinstance(owner, asyncio.Task) else repr(handle)
 
 
 class _Phase:
@@ -81,6 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.asyncio_debug = True
         # It builds its loops with the policy in place when the session starts.
         asyncio.set_event_loop_policy(_DebugPolicy())
+        setattr(asyncio.events.Handle, "_run", _timed_run)  # noqa: B010 - patching, on purpose
 
 
 @pytest.hookimpl(tryfirst=True)
