@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 
 from flotilla.common import digests
 from flotilla.common.bus import Bus
-from flotilla.testkit.services import ServiceProcess
+from flotilla.testkit.services import ServiceProcess, run_cli
 
 
 @pytest.fixture
@@ -30,14 +28,7 @@ async def env(tmp_path: Path, nats_url: str, bus: Bus) -> AsyncIterator[dict[str
 
 
 async def flotilla(env: dict[str, str], *args: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flotilla.cli", "content", *args, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await proc.communicate(stdin)
-    assert proc.returncode is not None
-    return proc.returncode, out, err.decode()
+    return await run_cli(env, "content", *args, stdin=stdin)
 
 
 async def test_ingest_list_label_get_remove(env: dict[str, str]) -> None:

@@ -39,6 +39,14 @@ def pattern(index: int, size: int) -> bytes:
     return hashlib.shake_256(index.to_bytes(8, "big")).digest(size)
 
 
+def expected_digest(count: int, size: int) -> str:
+    """The sha256 (hex) of ``count`` patterns of ``size``, in order."""
+    hasher = hashlib.sha256()
+    for index in range(count):
+        hasher.update(pattern(index, size))
+    return hasher.hexdigest()
+
+
 @dataclass
 class Probe:
     """What the handlers saw, for assertions."""

@@ -9,19 +9,12 @@ import pytest
 
 from flotilla.common.bus import Bus
 
-from .echo_service import DIGEST, GENERATE, Echo, pattern
+from .echo_service import DIGEST, GENERATE, Echo, expected_digest, pattern
 
 pytestmark = [pytest.mark.usefixtures("echo"), pytest.mark.load]
 
 MIB = 1 << 20
 STREAMS = 256
-
-
-def digest_of(count: int, size: int) -> str:
-    hasher = hashlib.sha256()
-    for index in range(count):
-        hasher.update(pattern(index, size))
-    return hasher.hexdigest()
 
 
 async def read_4_mib(bus: Bus) -> str:
@@ -49,7 +42,7 @@ async def test_256_concurrent_4_mib_reads_and_writes_on_one_bus(
     results = await asyncio.gather(*reads, *writes, return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
     assert not failures, f"{len(failures)} failed, e.g. {failures[0]!r}"
-    assert set(results) == {digest_of(4, MIB)}
+    assert set(results) == {expected_digest(4, MIB)}
     assert "nats disconnected" not in caplog.text  # nobody was cut off as a slow consumer
     assert bus.budget.available == bus.budget.total  # every grant came back
     assert server_bus.budget.available == server_bus.budget.total

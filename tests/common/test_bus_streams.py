@@ -10,7 +10,7 @@ from flotilla.common import errdefs
 from flotilla.common.bus import Bus, ServiceHost
 from flotilla.common.bus.stream import DEFAULT_WINDOW, chunk_size
 
-from .echo_service import DIGEST, GENERATE, Echo, EchoHandlers, pattern
+from .echo_service import DIGEST, GENERATE, Echo, EchoHandlers, expected_digest, pattern
 
 pytestmark = pytest.mark.usefixtures("echo")
 
@@ -20,13 +20,6 @@ MIB = 1 << 20
 async def produce(count: int, size: int) -> AsyncIterator[bytes]:
     for index in range(count):
         yield pattern(index, size)
-
-
-def expected_digest(count: int, size: int) -> str:
-    hasher = hashlib.sha256()
-    for index in range(count):
-        hasher.update(pattern(index, size))
-    return hasher.hexdigest()
 
 
 async def test_256_mib_download_arrives_whole_and_in_order(bus: Bus) -> None:

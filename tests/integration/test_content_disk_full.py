@@ -12,7 +12,6 @@ import contextlib
 import os
 import re
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -24,7 +23,7 @@ from flotilla.common.bus import Bus, connect
 from flotilla.common.config import Config, NatsConfig
 from flotilla.content.__main__ import build
 from flotilla.content.proxy import ContentProxy
-from flotilla.testkit.services import ServiceProcess
+from flotilla.testkit.services import ServiceProcess, run_cli
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root")
 
@@ -213,14 +212,8 @@ async def cli_env(disk: Disk, nats_url: str, bus: Bus) -> AsyncIterator[dict[str
 
 
 async def flotilla(env: dict[str, str], *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flotilla.cli", "content", "-n", NS, *args, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await proc.communicate(stdin)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    code, out, err = await run_cli(env, "content", "-n", NS, *args, stdin=stdin)
+    return code, out.decode(), err
 
 
 def assert_disk_full(code: int, err: str) -> None:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import nats.errors
@@ -19,7 +19,7 @@ from flotilla.common.bus import Bus, connect
 from flotilla.common.bus.discovery import SERVICE_PREFIX
 from flotilla.common.natsserver import EmbeddedNats
 
-__all__ = ["ServiceProcess", "bus", "nats_server", "nats_url"]
+__all__ = ["ServiceProcess", "bus", "nats_server", "nats_url", "run_cli"]
 
 
 @pytest.fixture
@@ -85,3 +85,15 @@ class ServiceProcess:
             return self.process.returncode
         self.process.terminate()
         return await asyncio.wait_for(self.process.wait(), 30)
+
+
+async def run_cli(env: Mapping[str, str], *args: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
+    """Run ``flotilla <args>`` with this interpreter: its exit status, stdout and stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flotilla.cli", *args, env=dict(env),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate(stdin)
+    assert proc.returncode is not None
+    return proc.returncode, out, err.decode()
