@@ -37,7 +37,11 @@ def test_the_child_gets_sigterm_when_its_parent_is_killed() -> None:
     )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
-    assert alive(child)
+    deadline = time.monotonic() + 10
+    # The parent-death signal is set just before the exec: kill the parent only after it.
+    while Path(f"/proc/{child}/comm").read_text().strip() != "sleep":
+        assert time.monotonic() < deadline, "the child never started sleep"
+        time.sleep(0.01)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 10
