@@ -216,8 +216,7 @@ class ServiceHost:
         error = errdefs.ResourceExhausted(
             f"{endpoint.method.span_name}: {self.max_inflight} requests in flight; retry later"
         )
-        endpoint.stat.record(0.0, f"ResourceExhausted: {error}")
-        self.metrics.observe(endpoint.method.name, 0.0, "ResourceExhausted")
+        self._record(endpoint, 0.0, error)
         await self._reply_error(msg, endpoint, error)
 
     async def _serve(self, endpoint: _Endpoint, msg: Msg) -> None:
@@ -237,10 +236,15 @@ class ServiceHost:
                 span.set_attribute("flotilla.error_class", type(error).__name__)
                 await self._reply_error(msg, endpoint, error)
             finally:
-                elapsed = time.perf_counter() - started
-                cls = type(error).__name__ if error else None
-                endpoint.stat.record(elapsed, cls and f"{cls}: {error}")
-                self.metrics.observe(endpoint.method.name, elapsed, cls)
+                self._record(endpoint, time.perf_counter() - started, error)
+
+    def _record(
+        self, endpoint: _Endpoint, elapsed: float, error: errdefs.ErrdefsError | None
+    ) -> None:
+        """Count one request in the endpoint's ADR-32 stats and its Prometheus metrics."""
+        cls = type(error).__name__ if error else None
+        endpoint.stat.record(elapsed, cls and f"{cls}: {error}")
+        self.metrics.observe(endpoint.method.name, elapsed, cls)
 
     def _map(self, exc: BaseException, name: str) -> errdefs.ErrdefsError:
         if isinstance(exc, errdefs.ErrdefsError):
