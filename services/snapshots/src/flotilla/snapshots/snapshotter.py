@@ -89,6 +89,15 @@ class Snapshotter(AsyncClosable, Protocol):
         """The directory holding its snapshots on this node."""
         ...
 
+    @property
+    def can_rebase(self) -> bool:
+        """Whether :meth:`commit` takes a ``parent`` (layers are independent directories).
+
+        Then an image's layers can be prepared without parents, applied at the same time,
+        and committed onto each other in order (containerd's ``rebase`` capability).
+        """
+        ...
+
     async def stat(self, namespace: str, key: str) -> Info:
         """The snapshot ``key``.
 
@@ -156,13 +165,24 @@ class Snapshotter(AsyncClosable, Protocol):
         name: str,
         key: str,
         labels: Mapping[str, str] | None = None,
+        parent: str | None = None,
     ) -> None:
         """Turn the active snapshot ``key`` into the committed snapshot ``name``.
 
+        Args:
+            namespace: the namespace of both.
+            name: the committed snapshot's name.
+            key: the active snapshot to commit.
+            labels: the committed snapshot's labels (none: the active one's).
+            parent: rebase onto this committed snapshot (``None``: keep the parent it was
+                prepared on); only where :attr:`can_rebase`, for a snapshot prepared without
+                a parent.
+
         Raises:
-            NotFound: no snapshot ``key``.
+            NotFound: no snapshot ``key``, or no ``parent``.
             AlreadyExists: ``name`` is taken.
-            FailedPrecondition: ``key`` is a view or already committed.
+            FailedPrecondition: ``key`` is a view or already committed; ``parent`` given
+                where the snapshotter cannot rebase or ``key`` has a parent already.
         """
         ...
 
