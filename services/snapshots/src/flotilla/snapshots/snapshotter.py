@@ -142,7 +142,7 @@ class Snapshotter(AsyncClosable, Protocol):
         Raises:
             AlreadyExists: ``key`` is taken in the namespace.
             NotFound: ``parent`` is not a snapshot of the namespace.
-            FailedPrecondition: ``parent`` is not committed.
+            InvalidArgument: ``parent`` is not committed (containerd's class for it).
         """
         ...
 
