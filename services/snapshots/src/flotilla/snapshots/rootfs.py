@@ -1,0 +1,184 @@
+"""An image's layers applied into committed snapshots named by chain ID (containerd's ``rootfs``).
+
+The snapshot of layers ``1..n`` is named by the chain ID of their diffIDs (OCI's
+``ChainID(L1..Ln) = sha256(ChainID(L1..Ln-1) + " " + DiffID(Ln))``), so the same layers share
+one snapshot whatever image they came in. Each missing layer is prepared under a temporary key
+(``extract-<random> <chain id>``), applied, and committed under its chain ID; a commit that
+finds the name taken (another unpack won the race) drops its own copy.
+
+Where the snapshotter :attr:`~flotilla.snapshots.snapshotter.Snapshotter.can_rebase`
+(overlayfs), every missing layer is prepared without parent and applied at the same time
+(``workers`` at once), then committed onto its parent in order; otherwise one after another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from flotilla.common import errdefs
+from flotilla.snapshots.diff.differ import Applier, Descriptor
+from flotilla.snapshots.snapshotter import Kind, Snapshotter
+
+__all__ = ["Layer", "apply_layers", "chain_ids"]
+
+DEFAULT_WORKERS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """A layer blob and the digest of its uncompressed tar (its diffID, from the config)."""
+
+    blob: Descriptor
+    diff_id: str
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """The chain ID of each prefix of ``diff_ids``."""
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        if not chains:
+            chains.append(diff_id)
+        else:
+            joined = f"{chains[-1]} {diff_id}".encode()
+            chains.append(f"sha256:{hashlib.sha256(joined).hexdigest()}")
+    return chains
+
+
+async def _committed(snapshotter: Snapshotter, namespace: str, name: str) -> bool:
+    try:
+        return (await snapshotter.stat(namespace, name)).kind is Kind.COMMITTED
+    except errdefs.NotFound:
+        return False
+
+
+async def apply_layers(
+    snapshotter: Snapshotter,
+    applier: Applier,
+    namespace: str,
+    layers: Sequence[Layer],
+    *,
+    labels: Mapping[str, str] | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> str:
+    """Make sure the snapshot of ``layers`` exists; its chain ID.
+
+    Args:
+        snapshotter: where the snapshots go.
+        applier: unpacks each layer (from the namespace's content) onto a snapshot's mounts.
+        namespace: whose snapshots and content.
+        layers: bottom first.
+        labels: labels of each committed snapshot.
+        workers: layers applied at once where the snapshotter can rebase.
+
+    Raises:
+        InvalidArgument: no layers, or an applier's error (the layer's temporary snapshot
+            is removed first).
+    """
+    if not layers:
+        raise errdefs.InvalidArgument("an image needs at least one layer")
+    chains = chain_ids([layer.diff_id for layer in layers])
+    first_missing = len(layers)
+    for index in reversed(range(len(layers))):
+        if await _committed(snapshotter, namespace, chains[index]):
+            break
+        first_missing = index
+    missing = range(first_missing, len(layers))
+    if snapshotter.can_rebase and len(missing) > 1:
+        await _apply_parallel(
+            snapshotter, applier, namespace, layers, chains, missing, labels, workers
+        )
+    else:
+        for index in missing:
+            parent = chains[index - 1] if index else ""
+            key = await _apply_one(
+                snapshotter, applier, namespace, layers[index], chains[index], parent
+            )
+            await _commit(snapshotter, namespace, chains[index], key, labels, None)
+    return chains[-1]
+
+
+async def _apply_one(
+    snapshotter: Snapshotter,
+    applier: Applier,
+    namespace: str,
+    layer: Layer,
+    chain: str,
+    parent: str,
+) -> str:
+    """Prepare a temporary snapshot on ``parent`` and apply ``layer``; its key."""
+    key = f"extract-{secrets.token_hex(6)} {chain}"
+    mounts = await snapshotter.prepare(namespace, key, parent)
+    try:
+        await applier.apply(namespace, layer.blob, mounts, diff_id=layer.diff_id)
+    except BaseException:
+        with contextlib.suppress(errdefs.ErrdefsError):
+            await asyncio.shield(snapshotter.remove(namespace, key))
+        raise
+    return key
+
+
+async def _commit(
+    snapshotter: Snapshotter,
+    namespace: str,
+    chain: str,
+    key: str,
+    labels: Mapping[str, str] | None,
+    parent: str | None,
+) -> None:
+    try:
+        await snapshotter.commit(namespace, chain, key, labels, parent)
+    except errdefs.AlreadyExists:
+        await snapshotter.remove(namespace, key)  # another unpack committed it first
+
+
+async def _apply_parallel(
+    snapshotter: Snapshotter,
+    applier: Applier,
+    namespace: str,
+    layers: Sequence[Layer],
+    chains: Sequence[str],
+    missing: range,
+    labels: Mapping[str, str] | None,
+    workers: int,
+) -> None:
+    gate = asyncio.Semaphore(max(1, workers))
+
+    async def apply(index: int) -> str:
+        async with gate:
+            return await _apply_one(
+                snapshotter, applier, namespace, layers[index], chains[index], ""
+            )
+
+    tasks = [asyncio.ensure_future(apply(index)) for index in missing]
+    try:
+        keys = await asyncio.gather(*tasks)
+    except BaseException:
+        await _discard(snapshotter, namespace, tasks)
+        raise
+    for position, index in enumerate(missing):
+        parent = chains[index - 1] if index else None
+        try:
+            await _commit(snapshotter, namespace, chains[index], keys[position], labels, parent)
+        except BaseException:
+            for key in keys[position:]:
+                with contextlib.suppress(errdefs.ErrdefsError):
+                    await snapshotter.remove(namespace, key)
+            raise
+
+
+async def _discard(
+    snapshotter: Snapshotter, namespace: str, tasks: Sequence[asyncio.Future[str]]
+) -> None:
+    """Cancel the other layers' applies and remove the snapshots of those that finished."""
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, str):
+            with contextlib.suppress(errdefs.ErrdefsError):
+                await snapshotter.remove(namespace, result)
