@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flotilla.cli.content import add_content_commands, run_content
 from flotilla.cli.metrics_http import collect_metrics
+from flotilla.cli.snapshot import add_snapshot_commands, run_snapshot
 from flotilla.cli.status import format_status, status_rows
 from flotilla.cli.supervisor import SERVICES, Supervisor
 from flotilla.common import config as config_mod
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="list the services on the bus and their health")
     commands.add_parser("metrics", help="print this node's metrics in Prometheus text format")
     add_content_commands(commands)
+    add_snapshot_commands(commands)
     return parser
 
 
@@ -71,12 +73,21 @@ async def _content(config: config_mod.Config, args: argparse.Namespace) -> None:
         await bus.close()
 
 
+async def _snapshot(config: config_mod.Config, args: argparse.Namespace) -> None:
+    bus = await _bus(config)
+    try:
+        await run_snapshot(bus, args)
+    finally:
+        await bus.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the ``flotilla`` command; errors print as ``flotilla: <Class>: <message>``, exit 1."""
     import uvloop
 
     args = _parser().parse_args(argv)
     commands = {"up": _up, "status": _status, "metrics": _metrics, "content": _content}
+    commands.update(snapshot=_snapshot, snapshots=_snapshot)
     try:
         config = config_mod.load(args.config)
         configure_logging("flotilla-cli", config.node, config.log_level)
