@@ -101,12 +101,6 @@ class TestOverlayfsThroughTheService(SnapshotterSuite):
         assert proxy.root == Path(service.config.root) / "snapshots" / self.snapshotter_name
         return proxy
 
-    @pytest.mark.load
-    async def test_walk_pages(self, snapshotter: Snapshotter, namespace: str) -> None:
-        """The suite's case, marked: its 300 prepares at once flood this loop (caller and
-        service both), which asyncio's debug mode reports as a blocked loop."""
-        await super().test_walk_pages(snapshotter, namespace)
-
     @pytest.fixture
     def restart(self, service: ServiceUnderTest, snapshotter: Snapshotter) -> Restart:
         async def restart() -> Snapshotter:
