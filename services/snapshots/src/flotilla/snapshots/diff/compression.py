@@ -1,0 +1,213 @@
+"""A layer blob's uncompressed tar stream: gzip, zstd or plain, by media type (blocking).
+
+The media type decides the decompressor and the blob's first bytes must agree with it: a
+gzip layer that is not gzip, or a "plain" tar that is compressed, is refused rather than
+guessed at. Gzip is inflated by ``isal`` in a thread of its own, so inflating overlaps with
+parsing the tar and writing files.
+
+Every decompressor failure (corrupt data, a truncated stream, a bad checksum) surfaces from
+``read`` as an :class:`~flotilla.common.errdefs.InvalidArgument` naming the layer; reading
+never blocks on a stream that ended early.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Final, Protocol, cast
+
+import zstandard
+from isal import igzip, igzip_threaded, isal_zlib
+
+from flotilla.common import errdefs
+from flotilla.snapshots.diff.differ import (
+    DOCKER_LAYER_GZIP,
+    DOCKER_LAYER_TAR,
+    LAYER_GZIP,
+    LAYER_TAR,
+    LAYER_ZSTD,
+)
+
+__all__ = ["CHUNK", "GZIP", "PLAIN", "ZSTD", "Readable", "compression_of", "open_tar_stream"]
+
+CHUNK: Final = 1 << 20
+"""How much one read asks of the file and of the decompressor."""
+
+GZIP: Final = "gzip"
+ZSTD: Final = "zstd"
+PLAIN: Final = "plain"
+
+_BY_MEDIA_TYPE: Final = {
+    LAYER_TAR: PLAIN,
+    DOCKER_LAYER_TAR: PLAIN,
+    LAYER_GZIP: GZIP,
+    DOCKER_LAYER_GZIP: GZIP,
+    LAYER_ZSTD: ZSTD,
+}
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+_DICT_ID_BYTES: Final = (0, 1, 2, 4)
+_CONTENT_SIZE_BYTES: Final = (0, 2, 4, 8)  # flag 0: one byte in a single-segment frame
+# Errors the decompressors raise for bad input (BadGzipFile is an OSError: test it first).
+# isal's stub types its error class as an instance, hence the cast.
+_CORRUPT: Final = (
+    EOFError,
+    gzip.BadGzipFile,
+    cast("type[Exception]", isal_zlib.error),
+    zstandard.ZstdError,
+)
+
+
+class Readable(Protocol):
+    """A stream of bytes: ``read`` returns up to ``size`` bytes, ``b""`` at the end."""
+
+    def read(self, size: int, /) -> bytes:
+        """The next bytes."""
+        ...
+
+
+def compression_of(media_type: str) -> str:
+    """:data:`GZIP`, :data:`ZSTD` or :data:`PLAIN` for a layer media type.
+
+    Raises:
+        InvalidArgument: the media type is not a layer's.
+    """
+    kind = _BY_MEDIA_TYPE.get(media_type)
+    if kind is None:
+        raise errdefs.InvalidArgument(f"unsupported layer media type {media_type!r}")
+    return kind
+
+
+@contextlib.contextmanager
+def open_tar_stream(path: Path, media_type: str, *, name: str = "") -> Iterator[Readable]:
+    """The uncompressed tar bytes of the layer blob at ``path``, for the ``with`` block.
+
+    Args:
+        path: the blob file.
+        media_type: the layer's media type (OCI or Docker; tar, gzip or zstd).
+        name: what errors call the layer (e.g. its digest); the path when empty.
+
+    Raises:
+        InvalidArgument: an unknown media type, or bytes that are not what it says.
+        NotFound: no file at ``path``.
+    """
+    kind = compression_of(media_type)
+    label = name or str(path)
+    try:
+        file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the stack below
+    except OSError as err:
+        raise errdefs.from_os_error(err, f"layer {label}") from err
+    with contextlib.ExitStack() as stack:
+        stack.callback(file.close)
+        _check_magic(file, kind, label)
+        yield _Checked(stack.enter_context(_decompressor(file, kind, label)), label)
+
+
+def _check_magic(file: BinaryIO, kind: str, label: str) -> None:
+    head = os.pread(file.fileno(), 4, 0)
+    gzip_bytes = head.startswith(_GZIP_MAGIC)
+    zstd_bytes = head == _ZSTD_MAGIC or _skippable(head)
+    if kind == GZIP and not gzip_bytes:
+        raise errdefs.InvalidArgument(f"layer {label}: not gzip data (bad magic)")
+    if kind == ZSTD and not zstd_bytes:
+        raise errdefs.InvalidArgument(f"layer {label}: not zstd data (bad magic)")
+    if kind == PLAIN and (gzip_bytes or zstd_bytes):
+        raise errdefs.InvalidArgument(f"layer {label}: compressed data in an uncompressed layer")
+
+
+def _skippable(head: bytes) -> bool:
+    """A zstd skippable frame (magic 0x184D2A50..5F), allowed before the first frame."""
+    return len(head) == 4 and head[1:] == b"\x2a\x4d\x18" and head[0] & 0xF0 == 0x50
+
+
+@contextlib.contextmanager
+def _decompressor(file: BinaryIO, kind: str, label: str) -> Iterator[Readable]:
+    if kind == PLAIN:
+        yield file
+    elif kind == GZIP:
+        with _gzip_reader(file) as reader:
+            yield reader
+    else:
+        with zstandard.ZstdDecompressor().stream_reader(
+            file, read_size=CHUNK, read_across_frames=True, closefd=False
+        ) as reader:
+            yield _WholeZstd(reader, file, label)
+
+
+def _gzip_reader(file: BinaryIO) -> BinaryIO:
+    reader: BinaryIO
+    try:
+        # Inflate in a thread of its own (isal releases the GIL while it inflates).
+        reader = igzip_threaded.open(file, "rb", threads=1, block_size=CHUNK)  # type: ignore[no-untyped-call]
+    except RuntimeError:  # no thread to be had: inflate in this one
+        reader = igzip.open(file, "rb")  # type: ignore[no-untyped-call]
+    return reader
+
+
+class _WholeZstd:
+    """A zstd stream reader that refuses a blob whose last frame is cut short.
+
+    The ``zstandard`` stream reader ends quietly at the end of its input, even in the middle
+    of a frame. At that end the frame and block headers are walked (a few bytes per block,
+    as many blocks as were just decompressed), which tells a truncated blob from a whole one.
+    """
+
+    def __init__(self, reader: Readable, file: BinaryIO, label: str) -> None:
+        self._reader = reader
+        self._file = file
+        self._label = label
+        self._whole = False
+
+    def read(self, size: int, /) -> bytes:
+        data = self._reader.read(size)
+        if not data and not self._whole:
+            fd = self._file.fileno()
+            if not _whole_zstd_frames(fd, os.fstat(fd).st_size):
+                raise errdefs.InvalidArgument(f"layer {self._label}: truncated zstd stream")
+            self._whole = True
+        return data
+
+
+def _whole_zstd_frames(fd: int, size: int) -> bool:
+    """Whether the file is a sequence of complete zstd (or skippable) frames."""
+    pos = 0
+    while pos < size:
+        head = os.pread(fd, 14, pos)
+        if len(head) >= 8 and _skippable(head[:4]):
+            pos += 8 + int.from_bytes(head[4:8], "little")
+            continue
+        if len(head) < 6 or head[:4] != _ZSTD_MAGIC:
+            return False
+        descriptor = head[4]
+        single_segment = descriptor >> 5 & 1
+        pos += 5 + (1 - single_segment) + _DICT_ID_BYTES[descriptor & 3]
+        pos += _CONTENT_SIZE_BYTES[descriptor >> 6] or single_segment
+        last = 0
+        while not last:
+            block = os.pread(fd, 3, pos)
+            if len(block) < 3:
+                return False
+            header = int.from_bytes(block, "little")
+            last, block_type = header & 1, header >> 1 & 3
+            pos += 3 + (1 if block_type == 1 else header >> 3)  # an RLE block is one byte
+        pos += 4 * (descriptor >> 2 & 1)  # the content checksum
+    return pos == size
+
+
+class _Checked:
+    """A decompressed stream whose decompressor errors are InvalidArgument naming the layer."""
+
+    def __init__(self, stream: Readable, label: str) -> None:
+        self._stream = stream
+        self._label = label
+
+    def read(self, size: int, /) -> bytes:
+        try:
+            return self._stream.read(size)
+        except _CORRUPT as err:
+            raise errdefs.InvalidArgument(f"layer {self._label}: corrupt data ({err})") from err
+        except OSError as err:
+            raise errdefs.from_os_error(err, f"layer {self._label}") from err
