@@ -65,3 +65,20 @@ def test_failed_mount_undoes_earlier_ones(tmp_path: Path) -> None:
 def test_unmount_of_nothing_is_fine(tmp_path: Path) -> None:
     """Unmounting a directory nothing is mounted on is no error."""
     unmount(tmp_path)
+
+
+def test_nested_mounts_come_off_in_reverse(tmp_path: Path) -> None:
+    """A mount at a target inside an earlier one is unmounted first: nothing stays behind."""
+    outer, inner = tmp_path / "outer", tmp_path / "inner"
+    (outer / "sub").mkdir(parents=True)
+    inner.mkdir()
+    (inner / "deep").write_bytes(b"d")
+    mounts = [
+        Mount(type="bind", source=str(outer), options=("rbind",)),
+        Mount(type="bind", source=str(inner), target="sub", options=("ro", "rbind")),
+    ]
+    with temp_mount(mounts) as root:
+        assert (root / "sub" / "deep").read_bytes() == b"d"
+        mounted_at = root
+    assert not mounted_at.exists()
+    assert not os.path.ismount(outer / "sub")

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from flotilla.common import errdefs
+from flotilla.common.mounts import Mount
 from flotilla.snapshots.diff.differ import Applier, Descriptor
 from flotilla.snapshots.snapshotter import Kind, Snapshotter
 
@@ -102,6 +103,21 @@ async def apply_layers(
     return chains[-1]
 
 
+def _stacked(mounts: list[Mount]) -> list[Mount]:
+    """A parentless layer's bind, described as the upper directory of an overlay to be.
+
+    Applied as a bind, the layer's whiteouts would delete from an empty tree and vanish; as
+    an upper directory they stay overlay whiteouts (0/0 devices, opaque directories) and hide
+    the lower layers' files once the layer is committed onto its parent. The description is
+    for the applier only: an overlay without lower directories does not mount.
+    """
+    if len(mounts) != 1 or mounts[0].type != "bind":
+        return mounts
+    kept = tuple(option for option in mounts[0].options if option not in ("bind", "rbind"))
+    upper = f"upperdir={mounts[0].source}"
+    return [Mount(type="overlay", source="overlay", options=(*kept, upper))]
+
+
 async def _apply_one(
     snapshotter: Snapshotter,
     applier: Applier,
@@ -109,10 +125,17 @@ async def _apply_one(
     layer: Layer,
     chain: str,
     parent: str,
+    *,
+    stacked: bool = False,
 ) -> str:
-    """Prepare a temporary snapshot on ``parent`` and apply ``layer``; its key."""
+    """Prepare a temporary snapshot on ``parent`` and apply ``layer``; its key.
+
+    ``stacked``: the layer is prepared without its parent and committed onto it later.
+    """
     key = f"extract-{secrets.token_hex(6)} {chain}"
     mounts = await snapshotter.prepare(namespace, key, parent)
+    if stacked:
+        mounts = _stacked(mounts)
     try:
         await applier.apply(namespace, layer.blob, mounts, diff_id=layer.diff_id)
     except BaseException:
@@ -150,8 +173,10 @@ async def _apply_parallel(
 
     async def apply(index: int) -> str:
         async with gate:
+            layer, chain = layers[index], chains[index]
+            stacked = index > 0  # the bottom layer has nothing below it to hide
             return await _apply_one(
-                snapshotter, applier, namespace, layers[index], chains[index], ""
+                snapshotter, applier, namespace, layer, chain, "", stacked=stacked
             )
 
     tasks = [asyncio.ensure_future(apply(index)) for index in missing]

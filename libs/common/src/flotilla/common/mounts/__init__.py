@@ -6,7 +6,16 @@ snapshotter that made it. :func:`mount_all` / :func:`unmount` / :func:`temp_moun
 on a directory (:mod:`flotilla.common.mounts.linux`).
 """
 
-from flotilla.common.mounts.linux import mount_all, temp_mount, unmount
+from flotilla.common.mounts.linux import mount_all, temp_mount, unmount, unmount_all
 from flotilla.common.mounts.types import Mount, lower_dirs, option_value, read_only
 
-__all__ = ["Mount", "lower_dirs", "mount_all", "option_value", "read_only", "temp_mount", "unmount"]
+__all__ = [
+    "Mount",
+    "lower_dirs",
+    "mount_all",
+    "option_value",
+    "read_only",
+    "temp_mount",
+    "unmount",
+    "unmount_all",
+]

@@ -25,7 +25,7 @@ from typing import Final
 from flotilla.common import errdefs
 from flotilla.common.mounts.types import Mount
 
-__all__ = ["mount_all", "temp_mount", "unmount"]
+__all__ = ["mount_all", "temp_mount", "unmount", "unmount_all"]
 
 MS_RDONLY: Final = 0x1
 MS_NOSUID: Final = 0x2
@@ -128,13 +128,23 @@ def mount_all(mounts: Sequence[Mount], root: Path) -> None:
     done: list[Path] = []
     try:
         for mount in mounts:
-            target = root / mount.target.lstrip("/") if mount.target else root
+            target = _target(root, mount)
             _mount_one(mount, target)
             done.append(target)
     except BaseException:
         for target in reversed(done):
             unmount(target)
         raise
+
+
+def unmount_all(mounts: Sequence[Mount], root: Path) -> None:
+    """Undo :func:`mount_all`: each mount's target, the last mounted first."""
+    for target in reversed([_target(root, mount) for mount in mounts]):
+        unmount(target)
+
+
+def _target(root: Path, mount: Mount) -> Path:
+    return root / mount.target.lstrip("/") if mount.target else root
 
 
 def unmount(target: Path, *, lazy: bool = False) -> None:
@@ -157,6 +167,6 @@ def temp_mount(mounts: Sequence[Mount], parent: Path | None = None) -> Iterator[
         try:
             yield directory
         finally:
-            unmount(directory)
+            unmount_all(mounts, directory)
     finally:
         directory.rmdir()

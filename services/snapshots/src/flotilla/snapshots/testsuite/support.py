@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flotilla.common.mounts import Mount, mount_all, unmount
+from flotilla.common.mounts import Mount, mount_all, unmount_all
 from flotilla.snapshots.snapshotter import Snapshotter
 
 __all__ = ["Restart", "SuiteFixtures", "commit_layer", "mounted", "read_tree", "write_files"]
@@ -48,7 +48,7 @@ async def mounted(mounts: Sequence[Mount]) -> AsyncIterator[Path]:
         try:
             yield directory
         finally:
-            await asyncio.to_thread(unmount, directory)
+            await asyncio.to_thread(unmount_all, mounts, directory)
     finally:
         await asyncio.to_thread(directory.rmdir)
 
