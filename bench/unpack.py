@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench._flotilla import Flotilla
 from bench.harness import FULL_LARGE_SIZE, QUICK_LARGE_SIZE, BenchContext, Result, abab
 
 from flotilla.content.local import LocalStore
@@ -49,7 +48,6 @@ from flotilla.testkit import BuiltImage, Containerd, build_large, export_oci_tar
 from flotilla.testkit.events import RecordingPublisher
 from flotilla.testkit.layout import blob_path, read_json
 from flotilla.testkit.oci import Descriptor as OciDescriptor
-from flotilla.testkit.services import ServiceProcess
 
 MB = 1_000_000
 MIB = 1 << 20
@@ -187,27 +185,9 @@ async def in_process(ctx: BenchContext, image: BuiltImage, layers: list[Layer]) 
 async def over_nats(ctx: BenchContext, image: BuiltImage, layers: list[Layer]) -> FlotillaSide:
     """The node's content and snapshots services through their proxies."""
     node = await ctx.flotilla()
-    await _start_snapshots(ctx, node)
     snapshotter = await SnapshotterProxy.open(node.bus, SNAPSHOTTER, node=node.node)
     content = ContentProxy(node.bus, node=node.node)
     return FlotillaSide(image, layers, content, snapshotter, DiffProxy(node.bus, node=node.node))
-
-
-async def _start_snapshots(ctx: BenchContext, node: Flotilla) -> None:
-    """The snapshots service on the benchmark's node (its NATS, root and node ID)."""
-    url = node.bus.nc.connected_url
-    if url is None:
-        raise RuntimeError("the benchmark's bus is not connected")
-    env = {
-        "FLOTILLA_ROOT": str(node.root),
-        "FLOTILLA_STATE": str(ctx.workdir / "flotilla-state"),
-        "FLOTILLA_NATS__URLS": url.geturl(),
-        "FLOTILLA_NODE_ID": node.node,
-        "FLOTILLA_LOG_LEVEL": "warning",
-    }
-    service = ServiceProcess("snapshots", env)
-    await service.start(node.bus)
-    ctx.stack.push_async_callback(service.stop)
 
 
 def _seconds(action: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[float]]:

@@ -174,8 +174,14 @@ async def private_containerd(
         finally:
             await _stop(ctd)
     finally:
-        unmount_under(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+        # In a thread: a daemon's snapshots take a while to unmount and delete, and the loop
+        # must not stall for it (shielded, so a second cancellation cannot cut it short).
+        await asyncio.shield(asyncio.to_thread(_remove, directory))
+
+
+def _remove(directory: Path) -> None:
+    unmount_under(directory)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _until_ready(ctd: Containerd, ready_timeout: float) -> Containerd:
