@@ -1,24 +1,21 @@
 """The metadata index of :class:`~flotilla.content.local.LocalStore`: SQLite (blocking).
 
-Why SQLite: it is in the standard library, crash-safe (WAL with ``synchronous=FULL``: a
-committed transaction survives power loss), and ``BEGIN IMMEDIATE`` gives every process on
-the node one write lock, which the store also uses to order its blob-file renames against
-concurrent commits and deletes. One row per (namespace, digest) says that the namespace
-sees the blob, with its size, times and labels; the file itself is stored once per node.
+A :class:`~flotilla.common.events.database.StagingDatabase`: its write lock also orders the
+store's blob-file renames against concurrent commits and deletes. One row per (namespace,
+digest) says that the namespace sees the blob, with its size, times and labels; the file
+itself is stored once per node.
 The database is also the store's event outbox (:mod:`flotilla.common.events.outbox`): an
 event is staged in the transaction of the change it announces.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from flotilla.common.events import Event, TransactionalPublisher, outbox
+from flotilla.common.events.database import StagingDatabase
 from flotilla.common.times import from_ns, to_ns
 from flotilla.content.store import Info
 
@@ -37,46 +34,15 @@ CREATE TABLE IF NOT EXISTS blobs (
 CREATE INDEX IF NOT EXISTS blobs_by_digest ON blobs (digest);
 """
 _COLUMNS: Final = "digest, size, created_at, updated_at, labels"
-_BUSY_TIMEOUT_S: Final = 30.0
 
 _Row = tuple[str, int, int, int, str]
 
 
-class BlobIndex:
+class BlobIndex(StagingDatabase):
     """Which namespace sees which blob, with its labels. Use from one thread at a time."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(
-            path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        with self.transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            outbox.install(self._db)
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A write transaction holding the database's (cross-process) write lock."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def stage(
-        self, events: TransactionalPublisher, namespace: str, topic: str, event: Event
-    ) -> int:
-        """Stage ``event`` in the open transaction; its outbox row."""
-        return events.stage(self._db, namespace, topic, event)
+        super().__init__(path, _SCHEMA)
 
     def get(self, namespace: str, digest: str) -> Info | None:
         """The blob as ``namespace`` sees it, if it does."""

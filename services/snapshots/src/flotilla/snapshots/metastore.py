@@ -6,24 +6,22 @@ kind, parent id, labels, times, and for committed snapshots the size and inodes 
 commit. The database is also the service's event outbox
 (:mod:`flotilla.common.events.outbox`): an event is staged in the transaction of its change.
 
-Why SQLite: crash-safe (WAL, ``synchronous=FULL``), in the standard library, and a
-transaction orders a record with the directory rename that goes with it. Ids are
-``AUTOINCREMENT``, so an id a crashed transaction handed out is never handed out again and a
-stale directory can never be taken for a new snapshot's.
+A :class:`~flotilla.common.events.database.StagingDatabase`: a transaction orders a record
+with the directory rename that goes with it. Ids are ``AUTOINCREMENT``, so an id a crashed
+transaction handed out is never handed out again and a stale directory can never be taken for
+a new snapshot's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from flotilla.common.errdefs import AlreadyExists, InvalidArgument, NotFound
-from flotilla.common.events import Event, TransactionalPublisher, outbox
+from flotilla.common.events.database import StagingDatabase
 from flotilla.common.times import from_ns, to_ns
 from flotilla.snapshots.snapshotter import Info, Kind, Usage
 
@@ -50,7 +48,6 @@ _COLUMNS: Final = (
     "s.id, s.key, s.kind, p.key, s.labels, s.created_at, s.updated_at, s.size, s.inodes"
 )
 _SELECT: Final = f"SELECT {_COLUMNS} FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id"
-_BUSY_TIMEOUT_S: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,42 +72,11 @@ def _record(row: tuple[int, str, str, str | None, str, int, int, int, int]) -> R
     return Record(ident, info, Usage(size, inodes))
 
 
-class MetaStore:
+class MetaStore(StagingDatabase):
     """Every snapshotter's records on one node. Use from one thread at a time."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(
-            path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        with self.transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            outbox.install(self._db)
-
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A write transaction holding the database's (cross-process) write lock."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def stage(
-        self, events: TransactionalPublisher, namespace: str, topic: str, event: Event
-    ) -> int:
-        """Stage ``event`` in the open transaction; its outbox row."""
-        return events.stage(self._db, namespace, topic, event)
+        super().__init__(path, _SCHEMA)
 
     def find(self, snapshotter: str, namespace: str, key: str) -> Record | None:
         """The snapshot ``key``, or ``None``."""

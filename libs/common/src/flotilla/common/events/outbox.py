@@ -30,7 +30,16 @@ from flotilla.common.errdefs import FailedPrecondition
 from flotilla.common.events.envelope import Event, encode_envelope, envelope_for
 from flotilla.common.files import make_dirs
 
-__all__ = ["Outbox", "Pending", "Recorded", "install", "same_database", "stage"]
+__all__ = [
+    "Outbox",
+    "Pending",
+    "Recorded",
+    "connect",
+    "install",
+    "same_database",
+    "stage",
+    "transaction",
+]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS event_outbox (
@@ -122,9 +131,9 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         make_dirs(path.parent)
         self.path = path
-        self._writer = _connect(path, synchronous="FULL")
-        self._relay = _connect(path, synchronous="NORMAL")
-        with _transaction(self._writer):
+        self._writer = connect(path, synchronous="FULL")
+        self._relay = connect(path, synchronous="NORMAL")
+        with transaction(self._writer):
             install(self._writer)
 
     def close(self) -> None:
@@ -134,7 +143,7 @@ class Outbox:
 
     def record(self, namespace: str, topic: str, event: Event) -> int:
         """Record ``event`` durably in a transaction of its own; its row id."""
-        with _transaction(self._writer):
+        with transaction(self._writer):
             return stage(self._writer, namespace, topic, event)
 
     def pending(self, limit: int) -> Pending:
@@ -154,7 +163,7 @@ class Outbox:
 
     def remove(self, ids: Sequence[int]) -> None:
         """Forget rows JetStream has stored."""
-        with _transaction(self._relay):
+        with transaction(self._relay):
             self._relay.executemany("DELETE FROM event_outbox WHERE id = ?", [(i,) for i in ids])
 
     def _next_id(self) -> int:
@@ -164,7 +173,8 @@ class Outbox:
         return (int(row[0]) if row else 0) + 1
 
 
-def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
+def connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
+    """A connection in WAL mode, autocommit unless a transaction is begun, any thread."""
     connection = sqlite3.connect(
         path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
@@ -174,7 +184,8 @@ def _connect(path: Path, *, synchronous: str) -> sqlite3.Connection:
 
 
 @contextlib.contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+def transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction holding the database's (cross-process) write lock."""
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield
