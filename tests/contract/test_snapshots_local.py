@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from flotilla.content.testsuite import EventLog, RecordedEvents
 from flotilla.snapshots.layout import Layout
 from flotilla.snapshots.local import LocalSnapshotter, NodeSnapshots
 from flotilla.snapshots.native import NativeLayout
@@ -16,6 +15,7 @@ from flotilla.snapshots.snapshotter import Snapshotter
 from flotilla.snapshots.testsuite import SnapshotterSuite
 from flotilla.snapshots.testsuite.support import Restart
 from flotilla.testkit.events import RecordingPublisher
+from flotilla.testkit.suite import EventLog, RecordedEvents
 
 pytestmark = pytest.mark.root
 

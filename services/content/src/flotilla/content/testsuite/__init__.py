@@ -4,8 +4,8 @@ Subclass :class:`ContentSuite` in a test module, under a name pytest collects (`
 and provide its fixtures:
 
 - ``store`` (required): a fresh, empty :class:`~flotilla.content.store.Store`.
-- ``events`` (required): an :class:`EventLog` showing what that store published
-  (:class:`RecordedEvents` wraps ``flotilla.testkit.events.RecordingPublisher``).
+- ``events`` (required): an ``EventLog`` (:mod:`flotilla.testkit.suite`) showing what that
+  store published (``RecordedEvents`` wraps ``flotilla.testkit.events.RecordingPublisher``).
 - ``restart`` (optional): a :data:`Restart` that closes the store and returns a new one over
   the same state; without it, the restart cases are skipped.
 - ``namespace``, ``other_namespace`` (optional): two distinct namespace names.

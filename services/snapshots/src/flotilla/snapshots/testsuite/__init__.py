@@ -4,7 +4,7 @@ Subclass :class:`SnapshotterSuite` in a test module, under a name pytest collect
 (``Test...``), and provide its fixtures:
 
 - ``snapshotter`` (required): a fresh, empty :class:`~flotilla.snapshots.snapshotter.Snapshotter`.
-- ``events`` (required): an ``EventLog`` (:mod:`flotilla.content.testsuite`) showing what it
+- ``events`` (required): an ``EventLog`` (:mod:`flotilla.testkit.suite`) showing what it
   published.
 - ``restart`` (optional): closes the snapshotter and returns a new one over the same state;
   without it, the restart cases are skipped.

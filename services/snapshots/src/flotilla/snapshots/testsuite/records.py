@@ -7,11 +7,10 @@ import asyncio
 import pytest
 
 from flotilla.common import errdefs
-from flotilla.content.testsuite import EventLog
-from flotilla.content.testsuite.support import expect_event
 from flotilla.snapshots import events as events_module
 from flotilla.snapshots.snapshotter import Info, Kind, Snapshotter
 from flotilla.snapshots.testsuite.support import commit_layer, mounted
+from flotilla.testkit.suite import EventLog, expect_event
 
 __all__ = ["RecordCases"]
 

@@ -9,34 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
-
 from flotilla.common.mounts import Mount, mount_all, unmount_all
 from flotilla.snapshots.snapshotter import Snapshotter
+from flotilla.testkit.suite import SuiteFixtures
 
 __all__ = ["Restart", "SuiteFixtures", "commit_layer", "mounted", "read_tree", "write_files"]
 
 Restart = Callable[[], Awaitable[Snapshotter]]
 """Closes the snapshotter under test and returns a new one over the same state."""
-
-
-class SuiteFixtures:
-    """The fixtures that have defaults; a host overrides them as it needs."""
-
-    @pytest.fixture
-    def namespace(self) -> str:
-        """The namespace most cases work in."""
-        return "flotilla-suite"
-
-    @pytest.fixture
-    def other_namespace(self) -> str:
-        """A second namespace, for isolation cases."""
-        return "flotilla-suite.other"
-
-    @pytest.fixture
-    def restart(self) -> Restart:
-        """By default the snapshotter cannot be restarted: those cases are skipped."""
-        pytest.skip("the host provides no `restart` fixture")
 
 
 @asynccontextmanager
