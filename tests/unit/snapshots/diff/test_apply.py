@@ -35,7 +35,7 @@ NS = "unit"
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[LocalStore]:
-    async with LocalStore(tmp_path / "content", RecordingPublisher()) as opened:
+    async with await LocalStore.open(tmp_path / "content", RecordingPublisher()) as opened:
         yield opened
 
 
@@ -52,9 +52,9 @@ def applier(store: LocalStore, work_dir: Path) -> LayerApplier:
 async def put(store: LocalStore, tar: bytes, media_type: str = LAYER_GZIP) -> Descriptor:
     """The tar, compressed as ``media_type`` says, as a blob of the store."""
     if media_type in (LAYER_GZIP, DOCKER_LAYER_GZIP):
-        data = gzip.compress(tar)
+        data = await asyncio.to_thread(gzip.compress, tar)
     elif media_type == LAYER_ZSTD:
-        data = zstandard.ZstdCompressor().compress(tar)
+        data = await asyncio.to_thread(zstandard.ZstdCompressor().compress, tar)
     else:
         data = tar
     digest = await write_blob(store, NS, f"layer-{uuid.uuid4().hex}", data)
@@ -128,11 +128,11 @@ async def test_an_overlay_is_unpacked_into_its_upper_directory(
     assert gone.st_rdev == 0
     assert os.getxattr(upper / "dir", "trusted.overlay.opaque") == b"y"
     # And overlayfs reads the markers as deletions.
-    mount_all([mount], merged)
+    await asyncio.to_thread(mount_all, [mount], merged)
     try:
         assert sorted(tree(merged)) == ["dir", "dir/fresh", "etc", "etc/kept", "etc/new"]
     finally:
-        unmount(merged)
+        await asyncio.to_thread(unmount, merged)
 
 
 async def test_an_upper_directory_alone_gets_overlay_whiteouts(
@@ -178,11 +178,11 @@ async def test_a_mounted_overlay_makes_its_own_whiteouts(
     assert (await applier.apply(NS, await put(store, tar), mounts)).digest == sha256(tar)
     assert tree(lower, dir_times=True) == before
     assert stat.S_ISCHR((upper / "etc/gone").lstat().st_mode)  # made by overlayfs
-    mount_all([mounts[1]], merged)
+    await asyncio.to_thread(mount_all, [mounts[1]], merged)
     try:
         assert sorted(tree(merged)) == ["dir", "dir/fresh", "etc", "etc/kept", "etc/new"]
     finally:
-        unmount(merged)
+        await asyncio.to_thread(unmount, merged)
 
 
 async def test_a_read_only_target_fails_with_read_only_file_system(
@@ -257,12 +257,16 @@ async def test_the_size_limit_applies(tmp_path: Path, store: LocalStore) -> None
     assert list(target.iterdir()) == []
 
 
+def _many_small_files() -> bytes:
+    return tar_bytes(*(file(f"d{i % 10}/f{i}", b"x" * 100) for i in range(2000)))
+
+
 async def test_a_cancelled_apply_stops_and_undoes_before_returning(
     tmp_path: Path, store: LocalStore
 ) -> None:
     target = tmp_path / "target"
     target.mkdir()
-    tar = tar_bytes(*(file(f"d{i % 10}/f{i}", b"x" * 100) for i in range(2000)))
+    tar = await asyncio.to_thread(_many_small_files)
     layer = await put(store, tar)
     task: asyncio.Task[Descriptor] | None = None
 
