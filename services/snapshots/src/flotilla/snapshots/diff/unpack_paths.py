@@ -39,15 +39,17 @@ def split_name(name: str, entry: str) -> list[str]:
     Raises:
         InvalidArgument: an absolute path, a ``..`` component or a NUL, naming ``entry``.
     """
+    parts = name.split("/")
+    if "" in parts or "." in parts:  # a directory's trailing slash, mostly
+        parts = [part for part in parts if part and part != "."]
+    if not name.startswith("/") and "\x00" not in name and ".." not in parts:
+        return parts
     which = "" if name == entry else f" {name!r}"
     if name.startswith("/"):
         raise errdefs.InvalidArgument(f"layer entry {entry!r}: absolute path{which}")
     if "\x00" in name:
         raise errdefs.InvalidArgument(f"layer entry {entry!r}: NUL in path{which}")
-    parts = [part for part in name.split("/") if part and part != "."]
-    if ".." in parts:
-        raise errdefs.InvalidArgument(f"layer entry {entry!r}: '..' in path{which}")
-    return parts
+    raise errdefs.InvalidArgument(f"layer entry {entry!r}: '..' in path{which}")
 
 
 @dataclass(frozen=True, slots=True)

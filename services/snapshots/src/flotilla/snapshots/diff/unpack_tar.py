@@ -11,7 +11,8 @@ followed by data is an :class:`~flotilla.common.errdefs.InvalidArgument`. A stre
 exactly between members is a complete archive without its end marker (Go accepts it too).
 
 Member data is handed out as :class:`memoryview` slices of the source's reads, so big files
-pass from the decompressor to ``write(2)`` without being copied.
+pass from the decompressor to ``write(2)`` without being copied; a small file's data is
+usually one slice (:meth:`TarReader.whole`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ _GNU_LONGNAME: Final = b"L"
 _GNU_LONGLINK: Final = b"K"
 _GNU_SPARSE: Final = b"S"
 _HEADER_ONLY: Final = frozenset((LNK, SYM, CHR, BLK, DIR, FIFO))
+_SPECIAL: Final = frozenset((_PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK))
 _ZERO: Final = bytes(BLOCK)
 # The most a PAX header or a GNU long name may hold, as Go's archive/tar allows.
 _MAX_SPECIAL: Final = 1 << 20
@@ -75,17 +77,19 @@ class TarReader:
 
     def __init__(self, source: Source) -> None:
         self._source = source
-        self._chunk = memoryview(b"")
+        self._chunk = b""  # the source's last read, ...
+        self._view = memoryview(self._chunk)  # ... and a view of it, to slice without copies
         self._pos = 0
-        self._offset = 0  # of the stream, at _chunk[_pos]
+        self._base = 0  # the stream's offset of _chunk[0]
         self._left = 0  # unread data of the current member
         self._padding = 0  # after it, up to the next block
         self._ended = False
 
     def next(self) -> Member | None:
         """The next member, skipping what is left of the current one; ``None`` at the end."""
-        self._skip(self._left + self._padding)
-        self._left = self._padding = 0
+        if self._left or self._padding:
+            self._skip(self._left + self._padding)
+            self._left = self._padding = 0
         if self._ended:
             return None
         pax: dict[str, bytes] = {}
@@ -95,9 +99,9 @@ class TarReader:
             if block is None:
                 self._ended = True
                 return None
-            header = fields.parse_header(block, self._offset - BLOCK)
+            header = fields.parse_header(block, self._base + self._pos - BLOCK)
             kind = header.type
-            if kind in (_PAX, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK):
+            if kind in _SPECIAL:
                 data = self._special(header.size, kind)
                 if kind == _PAX:
                     fields.parse_pax(data, pax)
@@ -124,6 +128,25 @@ class TarReader:
             length -= len(view)
             yield view
 
+    def whole(self, length: int) -> memoryview | None:
+        """The next ``length`` bytes of the current member's data, in one slice.
+
+        ``None`` when they are not all in the chunk at hand (then use :meth:`chunks`): a
+        small file's data usually is.
+
+        Raises:
+            InvalidArgument: the member has fewer bytes left.
+        """
+        if length > self._left:
+            raise errdefs.InvalidArgument(f"tar: member data overrun at offset {self._offset}")
+        pos = self._pos
+        end = pos + length
+        if end > len(self._chunk):
+            return None
+        self._left -= length
+        self._pos = end
+        return self._view[pos:end]
+
     def drain(self) -> None:
         """Read the stream to its end (bytes after the archive count towards its digest)."""
         while self._take(1 << 30):
@@ -138,16 +161,20 @@ class TarReader:
         block: bytes,
     ) -> Member:
         member = fields.member_of(header, pax, long_name, long_link)
+        kind = header.type
         # Links, devices, directories and FIFOs have no data, whatever their size field says.
-        data_size = 0 if header.type in _HEADER_ONLY else fields.pax_size(pax, header.size)
+        if kind in _HEADER_ONLY:
+            data_size = 0
+        else:
+            data_size = fields.pax_size(pax, header.size) if pax else header.size
         self._left = data_size
         self._padding = -data_size % BLOCK
-        if header.type == _CONTIGUOUS:
+        if kind == _CONTIGUOUS:
             member.type = REG
-        if header.type == _GNU_SPARSE:
+        if kind == _GNU_SPARSE:
             member.type = REG
             member.sparse, member.size = self._old_gnu_sparse(block)
-        elif fields.is_pax_sparse(pax):
+        elif pax and fields.is_pax_sparse(pax):
             member.sparse = self._pax_sparse(member, pax)
         if member.sparse is not None:
             fields.check_sparse(member.sparse, member.size, self._left, member.name)
@@ -210,19 +237,29 @@ class TarReader:
         self._skip(-size % BLOCK)
         return data
 
+    @property
+    def _offset(self) -> int:
+        """The stream's offset of the next byte."""
+        return self._base + self._pos
+
     def _take(self, length: int) -> memoryview:
         """Up to ``length`` bytes (at least one unless the stream ended)."""
         if self._pos == len(self._chunk):
-            self._chunk = memoryview(self._source.read())
+            self._base += self._pos
+            self._chunk = self._source.read()
+            self._view = memoryview(self._chunk)
             self._pos = 0
-        end = min(len(self._chunk), self._pos + length)
-        view = self._chunk[self._pos : end]
-        self._pos = end
-        self._offset += len(view)
-        return view
+        start = self._pos
+        self._pos = min(len(self._chunk), start + length)
+        return self._view[start : self._pos]
 
     def _exact(self, length: int) -> bytes | None:
         """Exactly ``length`` bytes; ``None`` if the stream ended before the first of them."""
+        start = self._pos
+        end = start + length
+        if end <= len(self._chunk):  # all in the chunk at hand (headers, mostly)
+            self._pos = end
+            return self._chunk[start:end]
         view = self._take(length)
         if not view:
             return None
@@ -237,6 +274,10 @@ class TarReader:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _skip(self, length: int) -> None:
+        end = self._pos + length
+        if end <= len(self._chunk):
+            self._pos = end
+            return
         while length:
             view = self._take(length)
             if not view:

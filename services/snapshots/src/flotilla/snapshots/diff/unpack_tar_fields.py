@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
+from zlib import adler32
 
 from flotilla.common import errdefs
 
@@ -36,9 +38,14 @@ _USTAR: Final = b"ustar\x00"
 _STAR_TRAILER: Final = b"tar\x00"
 _OCTAL: Final = b"01234567"
 _SIGNED: Final = struct.Struct("148b8x356b")
+# name, mode, uid, gid, size, mtime, checksum, typeflag, linkname, magic, (version, user and
+# group names), devmajor, devminor, prefix (155 bytes in ustar, 131 in star), the rest.
+_LAYOUT: Final = struct.Struct("100s8s8s8s12s12s8sc100s6s66x8s8s155s12x")
 _XATTR: Final = "SCHILY.xattr."
 _SPARSE_PAIR: Final = ("GNU.sparse.offset", "GNU.sparse.numbytes")
 _NS: Final = 1_000_000_000
+_FS_ENCODING: Final = sys.getfilesystemencoding()  # what os.fsdecode uses
+_FS_ERRORS: Final = sys.getfilesystemencodeerrors()
 
 
 @dataclass(slots=True)
@@ -97,40 +104,55 @@ def parse_header(block: bytes, offset: int) -> Header:
     Raises:
         InvalidArgument: a bad checksum or a malformed field.
     """
-    _check_sum(block, offset)
-    name = c_string(block[0:100])
-    magic = block[257:263]
+    name, mode, uid, gid, size, mtime, stored, kind, link, magic, major, minor, prefix = (
+        _LAYOUT.unpack(block)
+    )
+    _check_sum(block, stored, offset)
+    name = name.split(b"\x00", 1)[0]
     if magic == _USTAR:  # POSIX ustar (or star): names may have a prefix
-        prefix = c_string(block[345:476] if block[508:512] == _STAR_TRAILER else block[345:500])
+        prefix = c_string(prefix[:131] if block[508:512] == _STAR_TRAILER else prefix)
         if prefix:
             name = prefix + b"/" + name
-    kind = block[156:157]
-    if kind in (b"\x00", b""):  # pre-POSIX regular files; a trailing slash makes a directory
+    if kind == b"\x00":  # pre-POSIX regular files; a trailing slash makes a directory
         kind = b"5" if name.endswith(b"/") else b"0"
-    size = number(block[124:136])
+    if magic != _USTAR and magic != b"ustar ":  # no device numbers before ustar
+        major = minor = b""
+    mode, uid, gid, size, mtime, major, minor = _numbers(mode, uid, gid, size, mtime, major, minor)
     if size < 0:
         raise errdefs.InvalidArgument(f"tar: negative size in header at offset {offset}")
-    modern = magic == _USTAR or magic == b"ustar "
-    return Header(
-        name=name,
-        type=kind,
-        mode=number(block[100:108]) & 0o7777,
-        uid=number(block[108:116]),
-        gid=number(block[116:124]),
-        size=size,
-        mtime=number(block[136:148]),
-        linkname=c_string(block[157:257]),
-        devmajor=number(block[329:337]) if modern else 0,
-        devminor=number(block[337:345]) if modern else 0,
+    link = link.split(b"\x00", 1)[0]
+    return Header(name, kind, mode & 0o7777, uid, gid, size, mtime, link, major, minor)
+
+
+def _numbers(*fields: bytes) -> tuple[int, ...]:
+    """A header's numeric fields; octal text, the usual case, is checked all at once."""
+    mode, uid, gid, size, mtime, major, minor = fields
+    mode, uid, gid = mode.strip(b" \x00"), uid.strip(b" \x00"), gid.strip(b" \x00")
+    size, mtime = size.strip(b" \x00"), mtime.strip(b" \x00")
+    major, minor = major.strip(b" \x00"), minor.strip(b" \x00")
+    if (mode + uid + gid + size + mtime + major + minor).lstrip(_OCTAL):
+        return tuple(map(number, fields))  # base-256, or malformed: one field at a time
+    return (
+        int(mode or b"0", 8),
+        int(uid or b"0", 8),
+        int(gid or b"0", 8),
+        int(size or b"0", 8),
+        int(mtime or b"0", 8),
+        int(major or b"0", 8),
+        int(minor or b"0", 8),
     )
 
 
-def _check_sum(block: bytes, offset: int) -> None:
-    try:
-        stored = number(block[148:156])
-    except errdefs.InvalidArgument:
-        stored = -1
-    unsigned = sum(block) - sum(block[148:156]) + 8 * 32
+def _check_sum(block: bytes, stored_field: bytes, offset: int) -> None:
+    """The stored checksum must be the sum of the block's bytes, its own field as spaces.
+
+    A half block sums to at most 256 * 255, less than adler32's modulus, so the low half
+    of a half's adler32 is that sum plus one: the sum at C speed.
+    """
+    text = stored_field.strip(b" \x00")
+    stored = int(text, 8) if text and not text.lstrip(_OCTAL) else -1
+    total = (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) - 2
+    unsigned = total - sum(stored_field) + 8 * 32
     if stored != unsigned and stored != sum(_SIGNED.unpack(block)) + 8 * 32:
         raise errdefs.InvalidArgument(f"tar: bad header checksum at offset {offset}")
 
@@ -196,6 +218,19 @@ def member_of(
     header: Header, pax: dict[str, bytes], long_name: bytes | None, long_link: bytes | None
 ) -> Member:
     """The member a header describes, with its PAX records and GNU long names applied."""
+    if not pax and long_name is None and long_link is None and min(header.uid, header.gid) >= 0:
+        return Member(  # a plain ustar header, the usual case
+            header.name.decode(_FS_ENCODING, _FS_ERRORS),
+            header.type,
+            header.mode,
+            header.uid,
+            header.gid,
+            0,
+            header.mtime * _NS,
+            None,
+            header.linkname.decode(_FS_ENCODING, _FS_ERRORS),
+            (header.devmajor, header.devminor),
+        )
     mtime = pax.get("mtime")
     atime = pax.get("atime")
     return Member(
