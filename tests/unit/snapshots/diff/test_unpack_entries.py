@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import struct
 import subprocess
 import tarfile
 from pathlib import Path
@@ -62,6 +64,68 @@ def test_files_directories_and_their_metadata(root: Path) -> None:
     # Missing parents are made 0755, root-owned.
     assert stat.S_IMODE((root / "bin").stat().st_mode) == 0o755
     assert (root / "empty").read_bytes() == b""
+
+
+def modes_and_owners(root: Path, *paths: str) -> list[tuple[int, int, int]]:
+    found = []
+    for path in paths:
+        info = (root / path).lstat()
+        found.append((stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid))
+    return found
+
+
+def test_modes_are_the_entries_whatever_the_umask(root: Path) -> None:
+    data = tar_bytes(
+        directory("d", mode=0o775),
+        file("d/f", b"x", mode=0o664),
+        file("g", b"y", mode=0o606),
+        directory("e", mode=0o700),
+    )
+    umask = os.umask(0o077)  # files and directories are created narrower than their entries
+    try:
+        unpack_bytes(data, root)
+    finally:
+        os.umask(umask)
+    assert modes_and_owners(root, "d", "d/f", "g", "e") == [
+        (0o775, 0, 0),
+        (0o664, 0, 0),
+        (0o606, 0, 0),
+        (0o700, 0, 0),
+    ]
+
+
+def test_a_setgid_directory_passes_on_its_group_yet_entries_keep_their_own(root: Path) -> None:
+    (root / "shared").mkdir()
+    os.chown(root / "shared", 0, 50)
+    os.chmod(root / "shared", 0o2775)
+    data = tar_bytes(
+        directory("shared", mode=0o2775, gid=50),  # already so: left alone
+        file("shared/f", b"x"),
+        directory("shared/sub"),
+        file("shared/mine", b"x", gid=50),
+    )
+    unpack_bytes(data, root)
+    assert modes_and_owners(root, "shared", "shared/f", "shared/sub", "shared/mine") == [
+        (0o2775, 0, 50),
+        (0o644, 0, 0),
+        (0o755, 0, 0),  # without the setgid bit it was made with
+        (0o644, 0, 50),
+    ]
+
+
+def test_a_default_acl_does_not_narrow_the_entries_modes(root: Path) -> None:
+    (root / "acl").mkdir()
+    undefined = 0xFFFFFFFF
+    entries = [(0x01, 0o7), (0x04, 0), (0x20, 0)]  # user rwx, group and others nothing
+    acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e, undefined) for e in entries)
+    try:
+        os.setxattr(root / "acl", "system.posix_acl_default", acl)
+    except OSError as err:
+        if err.errno != errno.EOPNOTSUPP:
+            raise
+        pytest.skip("no POSIX ACLs on this file system")
+    unpack_bytes(tar_bytes(file("acl/f", b"x", mode=0o644), directory("acl/d")), root)
+    assert modes_and_owners(root, "acl/f", "acl/d") == [(0o644, 0, 0), (0o755, 0, 0)]
 
 
 def test_directory_times_are_set_after_their_children(root: Path) -> None:

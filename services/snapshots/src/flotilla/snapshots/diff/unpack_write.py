@@ -6,6 +6,10 @@ something that is not a directory, which is then merged). Metadata goes on in co
 order: owner, then extended attributes (``chown`` would clear ``security.capability``), then
 mode (``chown`` clears setuid and setgid bits), then times. A directory's times are set at
 the very end, once nothing more is created in it.
+
+Files and directories are created with their permission bits, and ``fstat`` tells whether
+the owner and mode the kernel gave them are already the entry's: most often they are (a
+root-owned ``0644`` file, unpacked as root), and ``fchown`` and ``fchmod`` are skipped.
 """
 
 from __future__ import annotations
@@ -114,12 +118,18 @@ class Writer:
             self.root.forget()
 
     def _file(self, member: Member, parent: Dir, name: str) -> None:
-        fd = self.make(parent, name, lambda: os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent.fd))
-        self.track.made((*parent.path, name))
+        # Created with its permission bits, so that most files need no fchmod afterwards.
+        mode = member.mode & 0o777
+        try:
+            fd = os.open(name, _FILE_FLAGS, mode, dir_fd=parent.fd)
+        except FileExistsError:
+            self.remove(parent, name)
+            fd = os.open(name, _FILE_FLAGS, mode, dir_fd=parent.fd)
+        if self.track.undo:
+            self.track.made((*parent.path, name))
         try:
             if member.sparse is None:
-                for chunk in self._reader.chunks(member.size):
-                    _write_all(fd, chunk)
+                self._data(fd, member.size)
             else:
                 for offset, length in member.sparse:
                     at = offset
@@ -132,23 +142,34 @@ class Writer:
         finally:
             os.close(fd)
 
+    def _data(self, fd: int, size: int) -> None:
+        whole = self._reader.whole(size)
+        if whole is None:
+            for chunk in self._reader.chunks(size):
+                _write_all(fd, chunk)
+        elif whole:
+            written = os.write(fd, whole)
+            if written < size:
+                _write_all(fd, whole[written:])
+
     def _directory(self, member: Member, parent: Dir, name: str) -> None:
         path = (*parent.path, name)
         try:
-            os.mkdir(name, 0o700, dir_fd=parent.fd)
+            os.mkdir(name, member.mode & 0o777, dir_fd=parent.fd)
             merged = False
         except FileExistsError:
             merged = stat.S_ISDIR(os.stat(name, dir_fd=parent.fd, follow_symlinks=False).st_mode)
             if not merged:
                 self.remove(parent, name)
-                os.mkdir(name, 0o700, dir_fd=parent.fd)
+                os.mkdir(name, member.mode & 0o777, dir_fd=parent.fd)
         if not merged:
             self.track.made(path)
         fd = os.open(name, DIR_FLAGS, dir_fd=parent.fd)
         try:
+            info = os.fstat(fd)
             if merged and self.track.undo:
-                self.track.merged.append((path, os.fstat(fd)))
-            self._owner_mode(fd, member, fd)
+                self.track.merged.append((path, info))
+            self._owner_mode(fd, member, fd, info)
         finally:
             os.close(fd)
         self.track.dir_times.append((path, *_times(member)))
@@ -196,10 +217,28 @@ class Writer:
         os.chmod(name, member.mode, dir_fd=parent.fd)  # the node just made: not a symlink
         os.utime(name, ns=_times(member), dir_fd=parent.fd, follow_symlinks=False)
 
-    def _owner_mode(self, fd: int, member: Member, target: int) -> None:
-        os.fchown(fd, member.uid, member.gid)
-        self._xattrs(target, member, plain=True)
-        os.fchmod(fd, member.mode)
+    def _owner_mode(
+        self, fd: int, member: Member, target: int, info: os.stat_result | None = None
+    ) -> None:
+        """Owner, extended attributes and mode, on the file or directory open as ``fd``.
+
+        ``fchown`` and ``fchmod`` are skipped when ``fstat`` (or ``info``, taken since the
+        last change) shows the owner and the mode already right: whatever the kernel made
+        of the creation (umask, a default ACL, a setgid directory) shows there. An entry
+        with extended attributes takes every step, in containerd's order.
+        """
+        if member.xattrs:
+            os.fchown(fd, member.uid, member.gid)
+            self._xattrs(target, member, plain=True)
+            os.fchmod(fd, member.mode)
+            return
+        if info is None:
+            info = os.fstat(fd)
+        chowned = info.st_uid != member.uid or info.st_gid != member.gid
+        if chowned:  # which may clear setuid and setgid bits: the mode comes after
+            os.fchown(fd, member.uid, member.gid)
+        if chowned or stat.S_IMODE(info.st_mode) != member.mode:
+            os.fchmod(fd, member.mode)
 
     def _xattrs(self, target: int | str, member: Member, *, plain: bool) -> None:
         """Set the member's extended attributes on ``target``.
