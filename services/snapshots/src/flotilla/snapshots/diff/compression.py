@@ -2,8 +2,8 @@
 
 The media type decides the decompressor and the blob's first bytes must agree with it: a
 gzip layer that is not gzip, or a "plain" tar that is compressed, is refused rather than
-guessed at. Gzip is inflated by ``isal`` in a thread of its own, so inflating overlaps with
-parsing the tar and writing files.
+guessed at. Gzip is inflated by ``isal``; it and zstd release the GIL while they work, so a
+reader in a thread of its own (the unpacker's) inflates beside the threads that write files.
 
 Every decompressor failure (corrupt data, a truncated stream, a bad checksum) surfaces from
 ``read`` as an :class:`~flotilla.common.errdefs.InvalidArgument` naming the layer; reading
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Final, Protocol, cast
 
 import zstandard
-from isal import igzip, igzip_threaded, isal_zlib
+from isal import igzip, isal_zlib
 
 from flotilla.common import errdefs
 from flotilla.snapshots.diff.differ import (
@@ -128,23 +128,13 @@ def _decompressor(file: BinaryIO, kind: str, label: str) -> Iterator[Readable]:
     if kind == PLAIN:
         yield file
     elif kind == GZIP:
-        with _gzip_reader(file) as reader:
+        with igzip.open(file, "rb") as reader:  # type: ignore[no-untyped-call]
             yield reader
     else:
         with zstandard.ZstdDecompressor().stream_reader(
             file, read_size=CHUNK, read_across_frames=True, closefd=False
         ) as reader:
             yield _WholeZstd(reader, file, label)
-
-
-def _gzip_reader(file: BinaryIO) -> BinaryIO:
-    reader: BinaryIO
-    try:
-        # Inflate in a thread of its own (isal releases the GIL while it inflates).
-        reader = igzip_threaded.open(file, "rb", threads=1, block_size=CHUNK)  # type: ignore[no-untyped-call]
-    except RuntimeError:  # no thread to be had: inflate in this one
-        reader = igzip.open(file, "rb")  # type: ignore[no-untyped-call]
-    return reader
 
 
 class _WholeZstd:

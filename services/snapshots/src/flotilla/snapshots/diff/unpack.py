@@ -7,9 +7,10 @@ symlinks only as the container would and only while they stay inside the root
 (:mod:`~flotilla.snapshots.diff.unpack_paths`); an entry's own name is never followed, but
 replaced. Hard links must link to an entry already inside the root.
 
-The tar bytes are hashed as they are read: the result is the layer's diffID (the digest of
-the whole uncompressed stream, bytes after the archive's end included) and size. A limit on
-those bytes stops decompression bombs.
+The tar bytes are hashed as they are read, in a thread of their own that reads ahead
+(:mod:`~flotilla.snapshots.diff.unpack_source`): the result is the layer's diffID (the digest
+of the whole uncompressed stream, bytes after the archive's end included) and size. A limit
+on those bytes stops decompression bombs.
 
 On any failure the root is left as it was found, as far as that is possible: a root that was
 empty is emptied again, otherwise what the unpack created is removed (see
@@ -26,11 +27,11 @@ from pathlib import Path
 from typing import Final
 
 from flotilla.common import digests, errdefs
-from flotilla.common.digests import Digest
 from flotilla.snapshots.diff import unpack_whiteouts as whiteouts
-from flotilla.snapshots.diff.compression import CHUNK, Readable
+from flotilla.snapshots.diff.compression import Readable
 from flotilla.snapshots.diff.unpack_paths import Root, split_name
 from flotilla.snapshots.diff.unpack_rollback import is_empty, undo, wipe
+from flotilla.snapshots.diff.unpack_source import ReadAhead
 from flotilla.snapshots.diff.unpack_tar import TarReader
 from flotilla.snapshots.diff.unpack_tar_fields import Member
 from flotilla.snapshots.diff.unpack_write import KNOWN_TYPES, Tracker, Writer, set_dir_times
@@ -102,7 +103,7 @@ def unpack(
         ResourceExhausted: more than ``max_size`` bytes, or the disk is full.
         Canceled: ``stop`` was set.
     """
-    source = _Hashing(stream, max_size, digests.parse(diff_id).algorithm if diff_id else "sha256")
+    algorithm = digests.parse(diff_id).algorithm if diff_id else "sha256"
     track = Tracker(undo=False)
     try:
         tree = Root(root, track.made)
@@ -111,7 +112,8 @@ def unpack(
     try:
         track.undo = not is_empty(tree.fd)
         try:
-            _unpack_all(TarReader(source), tree, track, whiteouts, stop)
+            with ReadAhead(stream, max_size, algorithm) as source:
+                _unpack_all(TarReader(source), tree, track, whiteouts, stop)
             digest = source.digest()
             if diff_id and digest != diff_id:
                 raise errdefs.FailedPrecondition(
@@ -149,12 +151,15 @@ def _entry(writer: Writer, member: Member, mode: Whiteouts) -> None:
     entry = member.name
     try:
         parts = split_name(entry, entry)
-        if not parts or whiteouts.skipped(parts):
-            return  # the root itself, or AUFS metadata
+        if not parts:
+            return  # the root itself
         name = parts[-1]
-        if whiteouts.is_whiteout(name):
-            _whiteout(writer, member, parts, mode)
-            return
+        if whiteouts.PREFIX in entry:  # the only entries that may be markers or metadata
+            if whiteouts.skipped(parts):
+                return  # AUFS metadata
+            if whiteouts.is_whiteout(name):
+                _whiteout(writer, member, parts, mode)
+                return
         if member.type not in KNOWN_TYPES:
             raise errdefs.InvalidArgument(
                 f"layer entry {entry!r}: unsupported tar entry type {member.type!r}"
@@ -180,24 +185,3 @@ def _whiteout(writer: Writer, member: Member, parts: list[str], mode: Whiteouts)
     parent = writer.root.parent(parts, member.name, create=False)
     if parent is not None:  # nothing to delete where there is no directory
         whiteouts.delete(writer, parent, name, member)
-
-
-class _Hashing:
-    """The tar stream, hashed and counted (and limited) as it is read."""
-
-    def __init__(self, stream: Readable, max_size: int | None, algorithm: str) -> None:
-        self._stream = stream
-        self._max = max_size
-        self._hash = digests.hasher(algorithm)
-        self.size = 0
-
-    def read(self) -> bytes:
-        data = self._stream.read(CHUNK)
-        self.size += len(data)
-        if self._max is not None and self.size > self._max:
-            raise errdefs.ResourceExhausted(f"layer unpacks to more than {self._max} bytes")
-        self._hash.update(data)
-        return data
-
-    def digest(self) -> str:
-        return str(Digest.of(self._hash))
