@@ -126,6 +126,14 @@ def test_a_signed_checksum_is_accepted() -> None:
     assert decoded(signed)[0] == "zoë/☃".encode()
 
 
+def test_a_checksum_in_base_256() -> None:
+    block = bytearray(headers()[0])
+    block[148:156] = b" " * 8
+    block[148:156] = b"\x80" + sum(block).to_bytes(7, "big")
+    assert decoded(bytes(block)) == reference(bytes(block))
+    assert decoded(bytes(block)) != ("error",)
+
+
 def test_old_v7_and_star_headers() -> None:
     v7 = bytearray(headers()[0])
     v7[257:265] = bytes(8)  # no magic: the device fields are not numbers

@@ -150,7 +150,10 @@ def _check_sum(block: bytes, stored_field: bytes, offset: int) -> None:
     of a half's adler32 is that sum plus one: the sum at C speed.
     """
     text = stored_field.strip(b" \x00")
-    stored = int(text, 8) if text and not text.lstrip(_OCTAL) else -1
+    try:
+        stored = int(text, 8) if text and not text.lstrip(_OCTAL) else number(stored_field)
+    except errdefs.InvalidArgument:
+        stored = -1
     total = (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) - 2
     unsigned = total - sum(stored_field) + 8 * 32
     if stored != unsigned and stored != sum(_SIGNED.unpack(block)) + 8 * 32:
