@@ -99,7 +99,7 @@ async def _start(ctx: BenchContext) -> Peers:
 
     await plain_server.subscribe(PLAIN_SUBJECT, queue=QUEUE_GROUP, cb=respond)
     await plain_server.subscribe(PLAIN_STREAM, cb=ack, pending_bytes_limit=-1)
-    await plain_server.flush()
+    await buses[2].flush()  # nats-py's own flush may overtake the SUBs just made
     return Peers(bus=buses[1], plain=buses[3].nc)
 
 
