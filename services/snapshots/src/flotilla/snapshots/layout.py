@@ -50,11 +50,16 @@ def disk_usage(directory: Path) -> Usage:
     """The blocks (as bytes) and inodes under ``directory``, each inode counted once."""
     seen: set[tuple[int, int]] = set()
     size = 0
+
+    def count(path: str) -> None:
+        nonlocal size
+        stat = os.lstat(path)
+        if (stat.st_dev, stat.st_ino) not in seen:
+            seen.add((stat.st_dev, stat.st_ino))
+            size += stat.st_blocks * 512
+
+    count(str(directory))
     for top, dirs, files in os.walk(directory):
-        for name in (top, *(os.path.join(top, x) for x in (*dirs, *files))):
-            stat = os.lstat(name)
-            key = (stat.st_dev, stat.st_ino)
-            if key not in seen:
-                seen.add(key)
-                size += stat.st_blocks * 512
+        for name in (*dirs, *files):
+            count(os.path.join(top, name))
     return Usage(size=size, inodes=len(seen))

@@ -217,8 +217,8 @@ class LocalSnapshotter(AsyncClosing):
             await asyncio.to_thread(_remove_tree, staging)
         if row:
             await self._node.publisher.committed(row)
-        parent_dirs = await self._node.run(self._node_parent_ids, ident)
-        return self._layout.mounts(kind, self._dir(ident), parent_dirs)
+        # A committed chain never changes, and recording re-checked that its head still exists.
+        return self._layout.mounts(kind, self._dir(ident), parents)
 
     def _check_new(self, namespace: str, key: str, parent: str) -> list[Path]:
         """The parent chain's directories; fails early on a taken key or a bad parent."""
@@ -282,11 +282,8 @@ class LocalSnapshotter(AsyncClosing):
             _check_committable(record, key)
             if store.find(self.name, namespace, info.name) is not None:
                 raise AlreadyExists(f"snapshot {info.name} already exists")
-            parent_id = store.parent_ids(record.id)[:1]
-            if parent:
-                rebased = store.committed_parent(self.name, namespace, parent)
-                parent_id = [rebased.id] if rebased else []
-            store.commit(record.id, info, usage, parent_id[0] if parent_id else None)
+            rebased = store.committed_parent(self.name, namespace, parent) if parent else None
+            store.commit(record.id, info, usage, rebased.id if rebased else None)
             event = events.SnapshotCommit(key=key, name=info.name, snapshotter=self.name)
             return store.stage(self._node.publisher, namespace, events.TOPIC_COMMIT, event)
 

@@ -151,10 +151,13 @@ class MetaStore(StagingDatabase):
         return cursor.lastrowid
 
     def commit(self, ident: int, info: Info, usage: Usage, parent_id: int | None) -> None:
-        """Make ``ident`` the committed snapshot ``info`` in the open transaction."""
+        """Make ``ident`` the committed snapshot ``info`` in the open transaction.
+
+        ``parent_id``: the parent it is rebased onto; ``None`` keeps the one it has.
+        """
         self._db.execute(
             "UPDATE snapshots SET key = ?, kind = ?, labels = ?, updated_at = ?, size = ?,"
-            " inodes = ?, parent_id = ? WHERE id = ?",
+            " inodes = ?, parent_id = COALESCE(?, parent_id) WHERE id = ?",
             (
                 info.name,
                 Kind.COMMITTED.value,
