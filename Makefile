@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
-SOURCES := libs/common/src libs/testkit/src cli/src $(wildcard services/*/src)
+SOURCES := libs/common/src libs/metadata/src libs/testkit/src cli/src $(wildcard services/*/src)
 
 .PHONY: setup venv run test lint typecheck unit bench bench-quick clean
 

@@ -11,7 +11,7 @@ IMAGE=${FLOTILLA_IMAGE:-flotilla:dev}
 BASE=${FLOTILLA_BASE_IMAGE:-flotilla-base:bookworm}  # docker/base-image.sh reads it too
 PYTHON=${PYTHON:-.venv/bin/python}
 [[ -x "$PYTHON" ]] || PYTHON=python3
-DISTRIBUTIONS=(libs/common services/content services/snapshots services/images services/tasks
+DISTRIBUTIONS=(libs/common libs/metadata services/content services/snapshots services/images services/tasks
   services/gateway cli)
 
 docker/base-image.sh

@@ -13,7 +13,7 @@ from typing import Final
 
 from flotilla.common.errdefs import InvalidArgument
 
-__all__ = ["MAX_LENGTH", "validate"]
+__all__ = ["MAX_LENGTH", "identifier", "validate"]
 
 MAX_LENGTH: Final = 76
 
@@ -26,14 +26,24 @@ def validate(namespace: str) -> str:
     Raises:
         InvalidArgument: if the name is empty, too long or malformed.
     """
-    if not namespace:
-        raise InvalidArgument("namespace must not be empty")
-    if len(namespace) > MAX_LENGTH:
+    return identifier(namespace, "namespace")
+
+
+def identifier(value: str, what: str) -> str:
+    """``value`` itself once it is a valid containerd identifier (a namespace, a container or
+    lease id); ``what`` names it in the error.
+
+    Raises:
+        InvalidArgument: if the identifier is empty, too long or malformed.
+    """
+    if not value:
+        raise InvalidArgument(f"{what} must not be empty")
+    if len(value) > MAX_LENGTH:
         raise InvalidArgument(
-            f"namespace {namespace[:MAX_LENGTH]!r}... greater than maximum length "
+            f"{what} {value[:MAX_LENGTH]!r}... greater than maximum length "
             f"({MAX_LENGTH} characters)"
         )
     # fullmatch, not match: "$" would accept a trailing newline.
-    if not _NAME.fullmatch(namespace):
-        raise InvalidArgument(f"namespace {namespace!r} must match {_NAME.pattern}")
-    return namespace
+    if not _NAME.fullmatch(value):
+        raise InvalidArgument(f"{what} {value!r} must match {_NAME.pattern}")
+    return value

@@ -1,0 +1,148 @@
+"""The :class:`~flotilla.metadata.bucket.Bucket` port on a JetStream key-value bucket.
+
+Buckets are file-backed and keep one revision per key (``history=1``): records, not logs.
+Writes are publishes with ``Nats-Expected-Last-Subject-Sequence`` (compare-and-set) that carry
+the caller's trace context, so a record's write joins the request's trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Final
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import (
+    APIError,
+    BucketNotFoundError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    NotFoundError,
+)
+from nats.js.kv import KeyValue
+
+from flotilla.common import errdefs
+from flotilla.common.telemetry import tracing
+from flotilla.metadata.bucket import Entry
+
+__all__ = ["JetStreamBucket", "open_bucket"]
+
+_EXPECTED: Final = "Nats-Expected-Last-Subject-Sequence"
+_OPERATION: Final = "KV-Operation"
+_WRONG_LAST_SEQUENCE: Final = frozenset({10071, 10164})
+
+
+async def open_bucket(nc: Client, name: str, *, replicas: int = 1) -> JetStreamBucket:
+    """The bucket ``name``, made (file storage, ``replicas`` copies) when it is missing.
+
+    Raises:
+        Unavailable: if JetStream cannot be reached or refuses the bucket.
+    """
+    js = nc.jetstream()
+    try:
+        try:
+            kv = await js.key_value(name)
+        except (BucketNotFoundError, NotFoundError):
+            config = KeyValueConfig(
+                bucket=name, history=1, storage=StorageType.FILE, replicas=replicas
+            )
+            kv = await js.create_key_value(config)
+    except Exception as err:  # timeouts, no JetStream, API errors
+        raise errdefs.Unavailable(f"key-value bucket {name} ({type(err).__name__})") from err
+    return JetStreamBucket(js, kv, name)
+
+
+class JetStreamBucket:
+    """One JetStream KV bucket as a :class:`~flotilla.metadata.bucket.Bucket`."""
+
+    def __init__(self, js: JetStreamContext, kv: KeyValue, name: str) -> None:
+        self._js = js
+        self._kv = kv
+        self._name = name
+        self._prefix = f"$KV.{name}."
+        self._stream = f"KV_{name}"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def get(self, key: str) -> Entry | None:
+        try:
+            found = await self._kv.get(key)
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        except Exception as err:
+            raise _unavailable(self._name, key, err) from err
+        return Entry(key, found.value or b"", found.revision or 0)
+
+    async def create(self, key: str, value: bytes) -> int:
+        try:
+            return await self._publish(key, value, 0)
+        except errdefs.Conflict:
+            pass
+        # A deleted key keeps a marker: a create replaces exactly that marker.
+        marker = await self._deleted_revision(key)
+        if marker is None:
+            raise errdefs.AlreadyExists(key)
+        try:
+            return await self._publish(key, value, marker)
+        except errdefs.Conflict as err:
+            raise errdefs.AlreadyExists(key) from err
+
+    async def _deleted_revision(self, key: str) -> int | None:
+        try:
+            await self._kv.get(key)
+        except KeyDeletedError as deleted:
+            return deleted.entry.revision if deleted.entry else None
+        except KeyNotFoundError:
+            return None
+        return None
+
+    async def update(self, key: str, value: bytes, revision: int) -> int:
+        return await self._publish(key, value, revision)
+
+    async def delete(self, key: str, revision: int = 0) -> None:
+        sent = tracing.inject({_OPERATION: "DEL"})
+        if revision:
+            sent[_EXPECTED] = str(revision)
+        await self._send(key, b"", sent)
+
+    async def _publish(self, key: str, value: bytes, expected: int) -> int:
+        return await self._send(key, value, tracing.inject({_EXPECTED: str(expected)}))
+
+    async def _send(self, key: str, value: bytes, headers: dict[str, str]) -> int:
+        try:
+            ack = await self._js.publish(self._prefix + key, value, headers=headers)
+        except APIError as err:
+            if err.err_code in _WRONG_LAST_SEQUENCE:
+                raise errdefs.Conflict(f"{key} was changed by another writer") from err
+            raise _unavailable(self._name, key, err) from err
+        except Exception as err:
+            raise _unavailable(self._name, key, err) from err
+        return ack.seq
+
+    async def entries(self, pattern: str) -> AsyncIterator[Entry]:
+        try:
+            watcher = await self._kv.watch(pattern, ignore_deletes=True)
+        except Exception as err:
+            raise _unavailable(self._name, pattern, err) from err
+        try:
+            async for found in watcher:
+                if found is None:  # the initial values are all delivered
+                    return
+                yield Entry(found.key, found.value or b"", found.revision or 0)
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def revision(self) -> int:
+        try:
+            info = await self._js.stream_info(self._stream)
+        except Exception as err:
+            raise _unavailable(self._name, "", err) from err
+        return info.state.last_seq
+
+
+def _unavailable(bucket: str, key: str, err: Exception) -> errdefs.Unavailable:
+    # The foreign text may hold server internals: its type says enough.
+    return errdefs.Unavailable(f"key-value {bucket} {key}: {type(err).__name__}")
