@@ -36,6 +36,8 @@ from flotilla.testkit.programs import MissingProgram, require
 
 __all__ = ["gc_paused"]
 
+pytest_plugins = ["flotilla.testkit.cluster"]  # the ``nats_cluster`` fixture
+
 _Phase = Literal["setup", "call", "teardown"]
 
 
