@@ -45,7 +45,7 @@ async def open_bucket(nc: Client, name: str, *, replicas: int = 1) -> JetStreamB
             kv = await js.key_value(name)
         except (BucketNotFoundError, NotFoundError):
             config = KeyValueConfig(
-                bucket=name, history=1, storage=StorageType.FILE, replicas=replicas
+                bucket=name, history=1, storage=StorageType.FILE, replicas=replicas, direct=True
             )
             kv = await js.create_key_value(config)
     except Exception as err:  # timeouts, no JetStream, API errors
@@ -91,13 +91,15 @@ class JetStreamBucket:
             raise errdefs.AlreadyExists(key) from err
 
     async def _deleted_revision(self, key: str) -> int | None:
+        """The revision of the key's delete marker; None when the key is live or unknown."""
         try:
-            await self._kv.get(key)
-        except KeyDeletedError as deleted:
-            return deleted.entry.revision if deleted.entry else None
-        except KeyNotFoundError:
+            msg = await self._js.get_msg(self._stream, subject=self._prefix + key)
+        except NotFoundError:
             return None
-        return None
+        except Exception as err:
+            raise _unavailable(self._name, key, err) from err
+        operation = (msg.headers or {}).get(_OPERATION)
+        return msg.seq if operation in ("DEL", "PURGE") else None
 
     async def update(self, key: str, value: bytes, revision: int) -> int:
         return await self._publish(key, value, revision)

@@ -1,13 +1,51 @@
-"""Entry point of the images service (``python -m flotilla.images``).
+"""Composition root of the images service (``python -m flotilla.images``).
 
-Only discovery and metrics are served until the service's own endpoints land; its composition
-root (``build``) arrives with them.
+Adapters (the cluster records on JetStream, every node's content and snapshots services over
+the bus, the collector's cluster lock in ``flotilla_locks``), then the core (the garbage
+collector, which the records' own deletes schedule), then the endpoints.
 """
 
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Final
+
 from flotilla.common import runtime
+from flotilla.common.bus import Bus, ServiceHost
+from flotilla.common.config import Config
+from flotilla.images import api
+from flotilla.images.config import ImagesConfig
+from flotilla.images.gc.collector import GarbageCollector
+from flotilla.images.gc.lock import ClusterLock
+from flotilla.images.gc.nodes import BusNodes
+from flotilla.images.service import ImagesService
+from flotilla.metadata import Metadata
+from flotilla.metadata.jetstream import open_bucket
+
+__all__ = ["build", "main"]
+
+DESCRIPTION: Final = "cluster records' garbage collector; image pull, push, import and export"
+LOCKS: Final = "flotilla_locks"
+GC_LOCK: Final = "gc"
+
+
+async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
+    """Wire the images service for ``config`` on ``bus``."""
+    settings = config.section("images", ImagesConfig)
+    metadata = await Metadata.open(bus.nc, replicas=settings.replicas)
+    locks = await open_bucket(bus.nc, LOCKS, replicas=settings.replicas)
+    lock = ClusterLock(locks, GC_LOCK, ttl=settings.gc_lock_ttl)
+    collector = GarbageCollector(metadata, BusNodes(bus), lock, debounce=settings.gc_debounce)
+    stack.push_async_callback(collector.close)
+    host = runtime.new_host(config, bus, api.API, DESCRIPTION)
+    ImagesService(collector).register(host)
+    return host
+
+
+def main() -> None:
+    """Run the images service until SIGTERM."""
+    runtime.main("images", build)
+
 
 if __name__ == "__main__":
-    runtime.main_bare(
-        "images",
-        "image metadata, pull, push, import and export",
-    )
+    main()
