@@ -79,3 +79,19 @@ class TestOverlaySnapshotter(LocalSuite):
 
 class TestNativeSnapshotter(LocalSuite):
     layout = NativeLayout()
+
+
+async def test_namespaces_per_snapshotter(tmp_path: Path) -> None:
+    """Snapshotters share the node's records, but each lists the namespaces of its own only."""
+    node = NodeSnapshots(tmp_path / "metadata.db", RecordingPublisher())
+    await node.open()
+    try:
+        overlay = await LocalSnapshotter.open(node, tmp_path / "overlayfs", OverlayLayout())
+        native = await LocalSnapshotter.open(node, tmp_path / "native", NativeLayout())
+        await native.prepare("only-native", "work")
+        await overlay.prepare("both", "work")
+        await native.prepare("both", "work")
+        assert await native.namespaces() == ["both", "only-native"]
+        assert await overlay.namespaces() == ["both"]
+    finally:
+        await node.close()

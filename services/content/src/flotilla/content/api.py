@@ -1,7 +1,8 @@
 """The content service on the wire: msgspec Structs and one :class:`Method` per endpoint.
 
 Every method is node-local (``flotilla.v1.node.<node>.content.<method>``): the content store is
-one node's disk. The namespace travels in the ``Flotilla-Namespace`` header.
+one node's disk. The namespace travels in the ``Flotilla-Namespace`` header; ``namespaces``, which
+asks which namespaces the node holds blobs in, has none.
 
 Writers and readers are *sessions*: ``writer_open`` takes the ref's lock and returns a session id
 that ``write``, ``commit``, ``writer_stat``, ``truncate`` and ``writer_close`` name; a session
@@ -26,6 +27,7 @@ __all__ = [
     "INFO",
     "LIST",
     "LIST_STATUSES",
+    "NAMESPACES",
     "PATH",
     "READ",
     "READER_CLOSE",
@@ -40,6 +42,8 @@ __all__ = [
     "WRITTEN",
     "BlobInfo",
     "IngestStatus",
+    "Namespaces",
+    "NamespacesRequest",
 ]
 
 SERVICE = "content"
@@ -210,6 +214,18 @@ class LocalPath(Wire, frozen=True):
     path: str
 
 
+class NamespacesRequest(Wire, frozen=True):
+    """The namespaces the node holds blobs in (``ingests``: or ingests)."""
+
+    ingests: bool = False
+
+
+class Namespaces(Wire, frozen=True):
+    """Namespace names, sorted."""
+
+    namespaces: tuple[str, ...] = ()
+
+
 class ReadRequest(Wire, frozen=True):
     """Stream ``size`` bytes (0: to the end) from ``offset``."""
 
@@ -238,3 +254,4 @@ WRITER_STAT = API.unary("writer_stat", WriterSession, WriterStat)
 COMMIT = API.unary("commit", CommitRequest, Committed)
 WRITER_CLOSE = API.unary("writer_close", WriterClose, Empty)
 PATH = API.unary("path", PathRequest, LocalPath)
+NAMESPACES = API.unary("namespaces", NamespacesRequest, Namespaces)

@@ -46,6 +46,7 @@ from flotilla.content.local_ingest import (
     Ingest,
     IngestMeta,
     ingest_dir,
+    read_namespace,
     read_status,
     recover_ingests,
     remove_ingest,
@@ -214,6 +215,13 @@ class LocalStore(AsyncClosing):
         namespace, parsed = self._check(namespace), digests.parse(digest)
         await settled(self._delete(namespace, parsed))
 
+    async def namespaces(self, *, ingests: bool = False) -> list[str]:
+        """The namespaces that see some blob (or, with ``ingests``, have an ingest), sorted."""
+        found = set(await self._in_db(self._blobs.namespaces))
+        if ingests:
+            found.update(await asyncio.to_thread(self._scan_ingest_namespaces))
+        return sorted(found)
+
     async def _delete(self, namespace: str, digest: Digest) -> None:
         row = await self._in_db(self._blobs.delete, namespace, digest)
         await self._publisher.committed(row)
@@ -256,6 +264,10 @@ class LocalStore(AsyncClosing):
     def _scan_statuses(self, namespace: str) -> list[Status]:
         found = (read_status(entry, namespace) for entry in self._ingests.iterdir())
         return sorted((status for status in found if status), key=lambda status: status.ref)
+
+    def _scan_ingest_namespaces(self) -> set[str]:
+        found = (read_namespace(entry) for entry in self._ingests.iterdir())
+        return {namespace for namespace in found if namespace}
 
     def _release(self, key: _Key, writer: LocalWriter) -> None:
         if self._refs.get(key) is writer:

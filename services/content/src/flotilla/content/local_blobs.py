@@ -105,6 +105,10 @@ class Blobs:
         """Up to ``limit`` blobs of ``namespace`` whose digests sort after ``after``."""
         return self._index.page(namespace, after, limit)
 
+    def namespaces(self) -> list[str]:
+        """Every namespace that sees some blob, sorted."""
+        return self._index.namespaces()
+
     def update(self, namespace: str, info: Info, fieldpaths: Sequence[str]) -> Info:
         """Apply an Update (see :func:`flotilla.common.labels.updated`) atomically."""
         digest = digests.parse(info.digest)

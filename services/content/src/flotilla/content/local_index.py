@@ -89,6 +89,11 @@ class BlobIndex(StagingDatabase):
         row = self._db.execute("SELECT 1 FROM blobs WHERE digest = ? LIMIT 1", (digest,))
         return row.fetchone() is not None
 
+    def namespaces(self) -> list[str]:
+        """Every namespace that sees some blob, sorted."""
+        rows = self._db.execute("SELECT DISTINCT namespace FROM blobs ORDER BY namespace")
+        return [row[0] for row in rows]
+
     def digests(self) -> set[str]:
         """Every digest some namespace sees."""
         return {row[0] for row in self._db.execute("SELECT DISTINCT digest FROM blobs")}

@@ -55,7 +55,15 @@ from flotilla.common.times import from_ns
 from flotilla.content.local_writeback import Writeback
 from flotilla.content.store import Status
 
-__all__ = ["Ingest", "IngestMeta", "ingest_dir", "read_status", "recover_ingests", "remove_ingest"]
+__all__ = [
+    "Ingest",
+    "IngestMeta",
+    "ingest_dir",
+    "read_namespace",
+    "read_status",
+    "recover_ingests",
+    "remove_ingest",
+]
 
 CHUNK: Final = 1 << 20
 _LOCK: Final = "lock"
@@ -145,6 +153,14 @@ def read_status(directory: Path, namespace: str, ref: str | None = None) -> Stat
     if stat.st_nlink > 1:
         return None  # a committed blob (see the module docstring)
     return _status(meta, stat.st_size, stat.st_mtime_ns)
+
+
+def read_namespace(directory: Path) -> str | None:
+    """The namespace of the ingest in ``directory``, or ``None`` if it is torn or committed."""
+    meta = read_meta(directory)
+    if meta is None or read_status(directory, meta.namespace, meta.ref) is None:
+        return None
+    return meta.namespace
 
 
 def _status(meta: IngestMeta, offset: int, updated_ns: int) -> Status:

@@ -303,6 +303,12 @@ class ContentProxy:
     async def delete(self, namespace: str, digest: str) -> None:
         await self._remote(namespace).call(api.DELETE, api.DeleteRequest(digest=digest))
 
+    async def namespaces(self, *, ingests: bool = False) -> list[str]:
+        """The namespaces the node holds blobs (with ``ingests``: or ingests) in, sorted."""
+        request = api.NamespacesRequest(ingests=ingests)
+        reply = await self.bus.call(api.NAMESPACES, request, node=self.node)
+        return list(reply.namespaces)
+
     async def reader_at(self, namespace: str, digest: str) -> ProxyReader:
         remote = self._remote(namespace)
         opened = await remote.call(api.READER_OPEN, api.ReaderOpen(digest=digest))

@@ -45,6 +45,7 @@ class ContentService:
         host.unary(api.READER_OPEN, self.reader_open)
         host.unary(api.READER_CLOSE, self.reader_close)
         host.unary(api.PATH, self.path)
+        host.unary(api.NAMESPACES, self.namespaces)
         host.items(api.LIST, self.list)
         host.source(api.READ, self.read)
         host.sink(api.WRITE, self.write)
@@ -147,3 +148,7 @@ class ContentService:
 
     async def path(self, req: api.PathRequest, ctx: Context) -> api.LocalPath:
         return api.LocalPath(path=str(await self.store.blob_path(ctx.namespace, req.digest)))
+
+    async def namespaces(self, req: api.NamespacesRequest, _: Context) -> api.Namespaces:
+        found = await self.store.namespaces(ingests=req.ingests)
+        return api.Namespaces(namespaces=tuple(found))

@@ -15,9 +15,9 @@ Vocabulary and lifecycle:
   resume, retry or abort; a commit of a digest the namespace already has raises AlreadyExists
   and drops the ingest.
 
-Every method takes the namespace first. Namespaces are isolated (containerd's
-``content_sharing_policy = "isolated"``): a namespace sees only the blobs committed in it, and
-to add a blob another namespace has, a caller must write all its bytes again.
+Every method but :meth:`Manager.namespaces` takes the namespace first. Namespaces are isolated
+(containerd's ``content_sharing_policy = "isolated"``): a namespace sees only the blobs committed
+in it, and to add a blob another namespace has, a caller must write all its bytes again.
 
 Digests are plain strings (``sha256:<hex>``, see :mod:`flotilla.common.digests`); methods
 that take one raise InvalidArgument when it is malformed. Errors are always
@@ -293,6 +293,16 @@ class Manager(Protocol):
 
         Raises:
             NotFound: if the namespace has no such blob.
+        """
+        ...
+
+    async def namespaces(self, *, ingests: bool = False) -> list[str]:
+        """The namespaces with at least one committed blob in this store, sorted.
+
+        Whether or not the cluster has a record of them: this is what the store holds.
+
+        Args:
+            ingests: also count the namespaces with an ingest (not yet committed).
         """
         ...
 

@@ -3,7 +3,9 @@
 Every method is node-local (``flotilla.v1.node.<node>.snapshots.<method>``): snapshots are one
 node's disk. The namespace travels in the ``Flotilla-Namespace`` header. The methods are
 containerd's Snapshots API one to one (prepare, view, mounts, commit, remove, stat, update,
-list, usage, cleanup) and its Diff API (apply, diff), so a gateway serves each with one call.
+list, usage, cleanup) and its Diff API (apply, diff), so a gateway serves each with one call;
+``namespaces`` adds which namespaces a snapshotter holds snapshots in (no namespace header), for
+the cluster's garbage collector and namespace deletion.
 
 Each snapshot request names its ``snapshotter`` (``overlayfs``, ``native``); an empty name is
 the node's default (``[snapshots] default``; ``native`` where overlayfs does not work), and a
@@ -31,6 +33,7 @@ __all__ = [
     "DIFF",
     "LIST",
     "MOUNTS",
+    "NAMESPACES",
     "PREPARE",
     "REMOVE",
     "SNAPSHOTTERS",
@@ -40,6 +43,8 @@ __all__ = [
     "VIEW",
     "Descriptor",
     "KindName",
+    "Namespaces",
+    "NamespacesRequest",
     "SnapshotInfo",
     "SnapshotterInfo",
 ]
@@ -146,6 +151,16 @@ class CleanupRequest(Named, frozen=True):
     """Remove the snapshotter's directories no snapshot owns."""
 
 
+class NamespacesRequest(Named, frozen=True):
+    """The namespaces the snapshotter holds snapshots in."""
+
+
+class Namespaces(Wire, frozen=True):
+    """Namespace names, sorted."""
+
+    namespaces: tuple[str, ...] = ()
+
+
 class SnapshotterInfo(Wire, frozen=True):
     """One loaded snapshotter: its root on the service's node and its capabilities."""
 
@@ -215,6 +230,7 @@ UPDATE = API.unary("update", UpdateRequest, SnapshotInfo)
 LIST = API.items("list", ListRequest, SnapshotInfo)
 USAGE = API.unary("usage", UsageRequest, Usage)
 CLEANUP = API.unary("cleanup", CleanupRequest, Empty)
+NAMESPACES = API.unary("namespaces", NamespacesRequest, Namespaces)
 SNAPSHOTTERS = API.unary("snapshotters", Empty, Snapshotters)
 APPLY = API.unary("apply", ApplyRequest, ApplyResponse)
 DIFF = API.unary("diff", DiffRequest, DiffResponse)

@@ -323,6 +323,10 @@ class LocalSnapshotter(AsyncClosing):
     def _node_page(self, namespace: str, after: str) -> list[Record]:
         return self._node.store.page(self.name, namespace, after, _PAGE)
 
+    async def namespaces(self) -> list[str]:
+        """The namespaces with a snapshot of this snapshotter, sorted."""
+        return await self._node.run(self._node.store.namespaces, self.name)
+
     async def cleanup(self) -> None:
         """Remove the root's entries no record owns (and no prepare in progress)."""
         owned = {str(ident) for ident in await self._node.run(self._node.store.ids, self.name)}

@@ -197,6 +197,14 @@ class MetaStore(StagingDatabase):
         ).fetchall()
         return [_record(row) for row in rows]
 
+    def namespaces(self, snapshotter: str) -> list[str]:
+        """The namespaces with a record of ``snapshotter``, sorted."""
+        rows = self._db.execute(
+            "SELECT DISTINCT namespace FROM snapshots WHERE snapshotter = ? ORDER BY namespace",
+            (snapshotter,),
+        )
+        return [row[0] for row in rows]
+
     def ids(self, snapshotter: str) -> set[int]:
         """Every id a record of ``snapshotter`` owns."""
         rows = self._db.execute("SELECT id FROM snapshots WHERE snapshotter = ?", (snapshotter,))

@@ -5,12 +5,12 @@
 :class:`~flotilla.snapshots.diff.differ.Comparer`. Mounts come back as the service's node sees
 them: mount them on that node.
 
-Deadlines: record look-ups (stat, update, mounts) get the bus's usual 10 s; calls that walk or
-copy a tree (prepare and view, which copy the parent in ``native``; commit, which measures the
-layer; remove, usage, cleanup) get ``slow_timeout``; apply and diff, which move whole layers,
-get the diff proxy's ``timeout``. The service stops working on a request once its caller's
-deadline has passed. A unary call whose service dies before answering waits for its deadline
-(NATS does not tell the caller); call again once the service is back.
+Deadlines: record look-ups (stat, update, mounts, namespaces) get the bus's usual 10 s; calls
+that walk or copy a tree (prepare and view, which copy the parent in ``native``; commit, which
+measures the layer; remove, usage, cleanup) get ``slow_timeout``; apply and diff, which move
+whole layers, get the diff proxy's ``timeout``. The service stops working on a request once its
+caller's deadline has passed. A unary call whose service dies before answering waits for its
+deadline (NATS does not tell the caller); call again once the service is back.
 """
 
 from __future__ import annotations
@@ -203,6 +203,10 @@ class SnapshotterProxy(AsyncClosing):
         async with contextlib.aclosing(items) as found:
             async for info in found:
                 yield convert.info(info)
+
+    async def namespaces(self) -> list[str]:
+        request = api.NamespacesRequest(snapshotter=self._name)
+        return list((await self._call(api.NAMESPACES, request, None)).namespaces)
 
     async def cleanup(self) -> None:
         request = api.CleanupRequest(snapshotter=self._name)

@@ -51,6 +51,7 @@ class SnapshotsService:
         host.items(api.LIST, self.list)
         host.unary(api.USAGE, self.usage)
         host.unary(api.CLEANUP, self.cleanup)
+        host.unary(api.NAMESPACES, self.namespaces)
         host.unary(api.SNAPSHOTTERS, self.loaded)
         host.unary(api.APPLY, self.apply)
         host.unary(api.DIFF, self.diff)
@@ -104,6 +105,10 @@ class SnapshotsService:
     async def cleanup(self, req: api.CleanupRequest, _: Context) -> Empty:
         await self._pick(req.snapshotter).cleanup()
         return Empty()
+
+    async def namespaces(self, req: api.NamespacesRequest, _: Context) -> api.Namespaces:
+        found = await self._pick(req.snapshotter).namespaces()
+        return api.Namespaces(namespaces=tuple(found))
 
     async def loaded(self, _: Empty, __: Context) -> api.Snapshotters:
         found = tuple(

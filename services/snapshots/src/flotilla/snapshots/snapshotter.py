@@ -12,9 +12,10 @@ Vocabulary and lifecycle:
 - :meth:`Snapshotter.remove` deletes a snapshot; one that is the parent of another is
   FailedPrecondition. :meth:`Snapshotter.cleanup` removes directories no record owns.
 
-Every method takes the namespace first: keys are per namespace, and a parent is looked up in
-the same namespace. Errors are :mod:`flotilla.common.errdefs` classes: a missing key or
-parent is NotFound, a taken key AlreadyExists.
+Every method but :meth:`Snapshotter.namespaces` and :meth:`Snapshotter.cleanup` takes the
+namespace first: keys are per namespace, and a parent is looked up in the same namespace.
+Errors are :mod:`flotilla.common.errdefs` classes: a missing key or parent is NotFound, a taken
+key AlreadyExists.
 """
 
 from __future__ import annotations
@@ -197,6 +198,13 @@ class Snapshotter(AsyncClosable, Protocol):
 
     def walk(self, namespace: str, filters: Sequence[str] = ()) -> AsyncIterator[Info]:
         """The namespace's snapshots matching any of containerd's ``filters`` (ORed)."""
+        ...
+
+    async def namespaces(self) -> list[str]:
+        """The namespaces with at least one snapshot in this snapshotter, sorted.
+
+        Whether or not the cluster has a record of them: this is what the node holds.
+        """
         ...
 
     async def cleanup(self) -> None:

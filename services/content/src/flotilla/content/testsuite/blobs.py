@@ -141,6 +141,27 @@ class BlobCases:
             await store.info(namespace, digest)
         assert await read_blob(store, other_namespace, digest) == data
 
+    async def test_namespaces(self, store: Store, namespace: str, other_namespace: str) -> None:
+        """The namespaces with a blob, sorted; one goes with its last blob; ingests on request."""
+        both = sorted([namespace, other_namespace])
+        assert await store.namespaces() == []
+        shared = await commit_blob(store, namespace, b"in both")
+        assert await store.namespaces() == [namespace]
+        await commit_blob(store, other_namespace, b"in both")
+        own = await commit_blob(store, other_namespace, b"only in the other")
+        assert await store.namespaces() == both
+        await store.delete(other_namespace, own)
+        assert await store.namespaces() == both
+        await store.delete(namespace, shared)
+        assert await store.namespaces() == [other_namespace]
+        async with await store.writer(namespace, "pending") as writer:
+            await writer.write(b"not committed")
+        assert await store.namespaces() == [other_namespace]
+        assert await store.namespaces(ingests=True) == both
+        await store.abort(namespace, "pending")
+        await store.delete(other_namespace, shared)
+        assert await store.namespaces(ingests=True) == []
+
     async def test_delete_while_reading(self, store: Store, namespace: str) -> None:
         """Delete hides a blob at once, but an open reader still reads it all."""
         data, _ = make_blob(3_000_000, seed=22)

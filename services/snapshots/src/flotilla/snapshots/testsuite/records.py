@@ -106,6 +106,24 @@ class RecordCases:
             assert (root / "mine").exists()
             assert not (root / "theirs").exists()
 
+    async def test_namespaces(
+        self, snapshotter: Snapshotter, namespace: str, other_namespace: str
+    ) -> None:
+        """The namespaces with a snapshot of any kind, sorted; one goes with its last snapshot."""
+        assert await snapshotter.namespaces() == []
+        await snapshotter.prepare(namespace, "work")
+        assert await snapshotter.namespaces() == [namespace]
+        await snapshotter.prepare(other_namespace, "base-active")
+        await snapshotter.commit(other_namespace, "base", "base-active")
+        await snapshotter.view(other_namespace, "look", "base")
+        assert await snapshotter.namespaces() == sorted([namespace, other_namespace])
+        await snapshotter.remove(namespace, "work")
+        assert await snapshotter.namespaces() == [other_namespace]
+        await snapshotter.remove(other_namespace, "look")
+        assert await snapshotter.namespaces() == [other_namespace]
+        await snapshotter.remove(other_namespace, "base")
+        assert await snapshotter.namespaces() == []
+
     async def test_invalid_names(self, snapshotter: Snapshotter, namespace: str) -> None:
         """An empty key, or a namespace containerd would refuse, is InvalidArgument."""
         with pytest.raises(errdefs.InvalidArgument):
