@@ -7,12 +7,14 @@ the caller's trace context, so a record's write joins the request's trace.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Final
 
 from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
 from nats.js.errors import (
     APIError,
     BucketNotFoundError,
@@ -31,6 +33,9 @@ __all__ = ["JetStreamBucket", "open_bucket"]
 _EXPECTED: Final = "Nats-Expected-Last-Subject-Sequence"
 _OPERATION: Final = "KV-Operation"
 _WRONG_LAST_SEQUENCE: Final = frozenset({10071, 10164})
+_LISTING_IDLE: Final = 30.0
+"""Seconds the server keeps a listing's consumer after its client vanished."""
+_LISTING_TIMEOUT: Final = 120.0
 
 
 async def open_bucket(nc: Client, name: str, *, replicas: int = 1) -> JetStreamBucket:
@@ -50,14 +55,15 @@ async def open_bucket(nc: Client, name: str, *, replicas: int = 1) -> JetStreamB
             kv = await js.create_key_value(config)
     except Exception as err:  # timeouts, no JetStream, API errors
         raise errdefs.Unavailable(f"key-value bucket {name} ({type(err).__name__})") from err
-    return JetStreamBucket(js, kv, name)
+    return JetStreamBucket(nc, kv, name)
 
 
 class JetStreamBucket:
     """One JetStream KV bucket as a :class:`~flotilla.metadata.bucket.Bucket`."""
 
-    def __init__(self, js: JetStreamContext, kv: KeyValue, name: str) -> None:
-        self._js = js
+    def __init__(self, nc: Client, kv: KeyValue, name: str) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
         self._kv = kv
         self._name = name
         self._prefix = f"$KV.{name}."
@@ -125,17 +131,50 @@ class JetStreamBucket:
         return ack.seq
 
     async def entries(self, pattern: str) -> AsyncIterator[Entry]:
+        # An ephemeral push consumer of each key's last message, without acks or flow
+        # control: one request, then the server streams; the reply subject's last token says
+        # how many are still pending, so the one saying 0 is the last.
+        found: list[Entry] = []
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        inbox = self._nc.new_inbox()
+
+        async def collect(msg: Msg) -> None:
+            if not msg.reply:
+                return
+            sequence, pending = _ack_tokens(msg.reply)
+            if (msg.headers or {}).get(_OPERATION) is None:
+                found.append(Entry(msg.subject[len(self._prefix) :], msg.data, sequence))
+            if pending == "0" and not done.done():
+                done.set_result(None)
+
+        subscription = await self._nc.subscribe(
+            inbox, cb=collect, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
         try:
-            watcher = await self._kv.watch(pattern, ignore_deletes=True)
+            await self._stream_last(pattern, inbox, done)
+        finally:
+            await subscription.unsubscribe()
+        for entry in found:
+            yield entry
+
+    async def _stream_last(self, pattern: str, inbox: str, done: asyncio.Future[None]) -> None:
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            ack_policy=AckPolicy.NONE,
+            filter_subject=self._prefix + pattern,
+            deliver_subject=inbox,
+            mem_storage=True,
+            num_replicas=1,
+            inactive_threshold=_LISTING_IDLE,
+        )
+        try:
+            info = await self._js.add_consumer(self._stream, config)
+            if info.num_pending:
+                await asyncio.wait_for(done, _LISTING_TIMEOUT)
         except Exception as err:
             raise _unavailable(self._name, pattern, err) from err
-        try:
-            async for found in watcher:
-                if found is None:  # the initial values are all delivered
-                    return
-                yield Entry(found.key, found.value or b"", found.revision or 0)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(Exception):  # idle, the server drops it anyway
+            await self._js.delete_consumer(self._stream, info.name or "")
 
     async def revision(self) -> int:
         try:
@@ -143,6 +182,18 @@ class JetStreamBucket:
         except Exception as err:
             raise _unavailable(self._name, "", err) from err
         return info.state.last_seq
+
+
+def _ack_tokens(reply: str) -> tuple[int, str]:
+    """A delivery's stream sequence and pending count, from its ``$JS.ACK`` reply subject.
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<seq>.<cseq>.<time>.<pending>``, or the newer
+    form with a domain and account hash after ``ACK`` (and maybe a random last token).
+    """
+    tokens = reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[5]), tokens[8]
+    return int(tokens[7]), tokens[10]
 
 
 def _unavailable(bucket: str, key: str, err: Exception) -> errdefs.Unavailable:
