@@ -25,6 +25,7 @@ from flotilla.images.gc.collector import GarbageCollector
 from flotilla.images.gc.inventory import Snapshot
 from flotilla.images.gc.lock import ClusterLock
 from flotilla.images.gc.nodes import BusNode, BusNodes
+from flotilla.images.holders import open_metadata
 from flotilla.metadata import Container, Descriptor, Image, Metadata, Resource, Runtime
 from flotilla.metadata.jetstream import open_bucket
 from flotilla.metadata.records import AnyValue
@@ -243,3 +244,31 @@ async def test_one_collector_at_a_time(metadata: Metadata, bus: Bus) -> None:
 async def test_unknown_collector_is_unavailable(bus: Bus) -> None:
     with pytest.raises(errdefs.Unavailable):
         await CollectorClient(bus, timeout=2).collection()
+
+
+async def test_namespaces_only_a_node_knows_are_collected(metadata: Metadata, bus: Bus) -> None:
+    await blob(bus, "unrecorded", b"in a namespace no record names")
+    await snapshot_chain(bus, "unrecorded", "lonely")
+
+    collected = await CollectorClient(bus).collection()
+
+    assert (collected.blobs, collected.snapshots) == (1, 1)
+    assert await blobs_in(bus, "unrecorded") == set()
+    assert await snapshots_in(bus, "unrecorded") == set()
+
+
+async def test_a_namespace_is_deleted_once_no_node_holds_its_objects(
+    services: None, bus: Bus
+) -> None:
+    metadata = await open_metadata(bus)
+    await metadata.namespaces.create("busy")
+    kept = await blob(bus, "busy", b"a root blob", {"containerd.io/gc.root": "yes"})
+    await snapshot_chain(bus, "busy", "root-snap", **{"containerd.io/gc.root": "yes"})
+
+    with pytest.raises(errdefs.FailedPrecondition, match="still has blobs, snapshots"):
+        await metadata.namespaces.delete("busy")
+
+    await ContentProxy(bus).delete("busy", kept)
+    await SnapshotterProxy(bus, "overlayfs", NODE).remove("busy", "root-snap")
+    await metadata.namespaces.delete("busy")
+    assert "busy" not in [ns.name async for ns in metadata.namespaces.list()]

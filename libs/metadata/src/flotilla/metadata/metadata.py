@@ -8,6 +8,7 @@ write is a compare-and-set on JetStream and needs none.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -100,7 +101,7 @@ class Metadata:
         *,
         replicas: int = 1,
         collector: Collector | None = None,
-        holders: dict[str, Holder] | None = None,
+        holders: Mapping[str, Holder] | None = None,
     ) -> Metadata:
         """The records on ``nc``'s JetStream, with events on its events stream.
 

@@ -117,7 +117,7 @@ class GarbageCollector:
         before = await self.metadata.buckets.revision()
         nodes = list(await self.nodes.nodes())
         records = await _records(self.metadata)
-        inventory = await _inventory(nodes, await self._namespaces(records))
+        inventory = await _inventory(nodes, await self._namespaces(records, nodes))
         marks = 0
         while True:
             marks += 1
@@ -132,8 +132,10 @@ class GarbageCollector:
         held.check("garbage collection")
         return await self._sweep(held, nodes, marked, plan(inventory, marked, started), marks)
 
-    async def _namespaces(self, records: Records) -> list[str]:
+    async def _namespaces(self, records: Records, nodes: list[Node]) -> list[str]:
         names = {namespace.name async for namespace in self.metadata.namespaces.list()}
+        for node in nodes:
+            names.update(await node.namespaces())
         names.update(namespace for namespace, _ in records.images)
         names.update(namespace for namespace, _ in records.containers)
         names.update(holding.namespace for holding in records.leases)

@@ -42,6 +42,23 @@ class BusNode:
         """The node's name."""
         return self._name
 
+    async def namespaces(self) -> set[str]:
+        """The namespaces the node holds blobs (or ingests) and snapshots in."""
+        return await self.blob_namespaces() | await self.snapshot_namespaces()
+
+    async def blob_namespaces(self) -> set[str]:
+        """The namespaces with blobs or ingests in the node's content store."""
+        if self.content is None:
+            return set()
+        return set(await self.content.namespaces(ingests=True))
+
+    async def snapshot_namespaces(self) -> set[str]:
+        """The namespaces with snapshots in any of the node's snapshotters."""
+        found: set[str] = set()
+        for name in await self._loaded():
+            found.update(await SnapshotterProxy(self.bus, name, self._name).namespaces())
+        return found
+
     async def blobs(self, namespace: str) -> list[Blob]:
         """Every committed blob of ``namespace`` on the node."""
         if self.content is None:

@@ -18,6 +18,10 @@ class Node(Protocol):
         """The node's name."""
         ...
 
+    async def namespaces(self) -> set[str]:
+        """The namespaces the node holds blobs (or ingests) and snapshots in."""
+        ...
+
     async def blobs(self, namespace: str) -> list[Blob]:
         """Every committed blob of ``namespace`` on the node."""
         ...
