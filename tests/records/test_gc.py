@@ -272,3 +272,25 @@ async def test_a_namespace_is_deleted_once_no_node_holds_its_objects(
     await SnapshotterProxy(bus, "overlayfs", NODE).remove("busy", "root-snap")
     await metadata.namespaces.delete("busy")
     assert "busy" not in [ns.name async for ns in metadata.namespaces.list()]
+
+
+async def test_a_lease_protects_an_in_flight_pull(metadata: Metadata, bus: Bus) -> None:
+    layer = b"a layer being pulled" * 1000
+    digest = digests.digest_of(layer)
+    expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    await metadata.leases.create(NS, "pull", {"containerd.io/gc.expire": expires})
+    # As a pull does: the digest is held before its bytes arrive.
+    await metadata.leases.add_resource(NS, "pull", Resource(id=digest, type="content"))
+    writer = await ContentProxy(bus).writer(NS, "pulling", len(layer), digest)
+    async with writer:
+        await writer.write(layer[:5000])
+        await CollectorClient(bus).collection()  # mid-download
+        await writer.write(layer[5000:])
+        await writer.commit(len(layer), digest)
+    await CollectorClient(bus).collection()  # committed, no image yet
+    assert digest in await blobs_in(bus, NS)
+
+    target = Descriptor(media_type=LAYER, digest=digest, size=len(layer))
+    await metadata.images.create(NS, Image(name="pulled:1", target=target))
+    await metadata.leases.delete(NS, "pull", sync=True)
+    assert digest in await blobs_in(bus, NS)
