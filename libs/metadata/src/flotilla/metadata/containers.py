@@ -5,7 +5,7 @@ No process state lives here: a container record is only what ``ctr containers in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -17,7 +17,7 @@ from flotilla.metadata import events
 from flotilla.metadata.bucket import Bucket
 from flotilla.metadata.ports import Collector
 from flotilla.metadata.records import AnyValue, Container
-from flotilla.metadata.store import Ensure, RecordStore
+from flotilla.metadata.store import Catalog, Ensure, RecordStore
 
 __all__ = ["ContainerStore"]
 
@@ -25,8 +25,8 @@ _REPLACED: Final = ("labels", "spec", "extensions", "image", "snapshotkey")
 """What an update without field paths replaces (containerd's full replace)."""
 
 
-class ContainerStore:
-    """Container records, by namespace and id.
+class ContainerStore(Catalog[Container]):
+    """Container records, by namespace and name (``get`` and ``list`` are :class:`Catalog`'s).
 
     Args:
         bucket: the containers' bucket.
@@ -38,25 +38,8 @@ class ContainerStore:
     def __init__(
         self, bucket: Bucket, ensure: Ensure, publisher: EventPublisher, collector: Collector
     ) -> None:
-        self.records = RecordStore(bucket, Container, "container", ensure)
-        self._publisher = publisher
-        self._collector = collector
-
-    async def get(self, namespace: str, container_id: str) -> Container:
-        """The container ``id``.
-
-        Raises:
-            NotFound: if there is none in ``namespace``.
-        """
-        container, _ = await self.records.read(namespace, container_id)
-        return container
-
-    async def list(self, namespace: str, filters_: Sequence[str] = ()) -> AsyncIterator[Container]:
-        """The containers matching any of ``filters_`` (containerd's syntax; none: all)."""
-        wanted = filters.parse_all(filters_)
-        async for container in self.records.scan(namespace):
-            if wanted is filters.ALWAYS or wanted.match(_adaptor(container)):
-                yield container
+        records = RecordStore(bucket, Container, "container", ensure)
+        super().__init__(records, _adaptor, publisher, collector)
 
     async def create(self, namespace: str, container: Container) -> Container:
         """Store a new container, stamped now.

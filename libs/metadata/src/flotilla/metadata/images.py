@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -13,13 +13,13 @@ from flotilla.metadata import events
 from flotilla.metadata.bucket import Bucket
 from flotilla.metadata.ports import Collector
 from flotilla.metadata.records import Descriptor, Image
-from flotilla.metadata.store import Ensure, RecordStore
+from flotilla.metadata.store import Catalog, Ensure, RecordStore
 
 __all__ = ["ImageStore"]
 
 
-class ImageStore:
-    """Image records, by namespace and name.
+class ImageStore(Catalog[Image]):
+    """Image records, by namespace and name (``get`` and ``list`` are :class:`Catalog`'s).
 
     Args:
         bucket: the images' bucket.
@@ -31,25 +31,8 @@ class ImageStore:
     def __init__(
         self, bucket: Bucket, ensure: Ensure, publisher: EventPublisher, collector: Collector
     ) -> None:
-        self.records = RecordStore(bucket, Image, "image", ensure)
-        self._publisher = publisher
-        self._collector = collector
-
-    async def get(self, namespace: str, name: str) -> Image:
-        """The image ``name``.
-
-        Raises:
-            NotFound: if there is none in ``namespace``.
-        """
-        image, _ = await self.records.read(namespace, name)
-        return image
-
-    async def list(self, namespace: str, filters_: Sequence[str] = ()) -> AsyncIterator[Image]:
-        """The images matching any of ``filters_`` (containerd's syntax; none: all)."""
-        wanted = filters.parse_all(filters_)
-        async for image in self.records.scan(namespace):
-            if wanted is filters.ALWAYS or wanted.match(_adaptor(image)):
-                yield image
+        records = RecordStore(bucket, Image, "image", ensure)
+        super().__init__(records, _adaptor, publisher, collector)
 
     async def create(self, namespace: str, image: Image) -> Image:
         """Store a new image, stamped now.

@@ -8,15 +8,17 @@ re-applies the change until it lands: racing writers never lose a write.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final, Generic, TypeVar
 
-from flotilla.common import errdefs, namespaces
+from flotilla.common import errdefs, filters, namespaces
+from flotilla.common.events import EventPublisher
 from flotilla.metadata import keys
 from flotilla.metadata.bucket import Bucket
+from flotilla.metadata.ports import Collector
 from flotilla.metadata.records import Codec
 
-__all__ = ["Ensure", "RecordStore"]
+__all__ = ["Catalog", "Ensure", "RecordStore"]
 
 T = TypeVar("T")
 
@@ -124,3 +126,42 @@ class RecordStore(Generic[T]):
         async for _ in self.scan(namespace):
             return True
         return False
+
+
+class Catalog(Generic[T]):
+    """What every kind of record with events and a collector shares: reads and listings.
+
+    Args:
+        records: where they are kept.
+        adapt: how filters see one record (containerd's adaptor).
+        publisher: where their events go.
+        collector: told after a delete.
+    """
+
+    def __init__(
+        self,
+        records: RecordStore[T],
+        adapt: Callable[[T], filters.Adaptor],
+        publisher: EventPublisher,
+        collector: Collector,
+    ) -> None:
+        self.records = records
+        self._adapt = adapt
+        self._publisher = publisher
+        self._collector = collector
+
+    async def get(self, namespace: str, name: str) -> T:
+        """The record ``name``.
+
+        Raises:
+            NotFound: if there is none in ``namespace``.
+        """
+        record, _ = await self.records.read(namespace, name)
+        return record
+
+    async def list(self, namespace: str, filters_: Sequence[str] = ()) -> AsyncIterator[T]:
+        """The records matching any of ``filters_`` (containerd's syntax; none: all)."""
+        wanted = filters.parse_all(filters_)
+        async for record in self.records.scan(namespace):
+            if wanted is filters.ALWAYS or wanted.match(self._adapt(record)):
+                yield record
