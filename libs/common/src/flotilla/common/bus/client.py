@@ -20,6 +20,7 @@ from flotilla.common import errdefs, headers
 from flotilla.common.bus import stream
 from flotilla.common.bus.methods import Items, Method, Sink, Source, Unary, encode
 from flotilla.common.bus.receiver import Receiver
+from flotilla.common.bus.replies import Replies
 from flotilla.common.bus.upload import Upload
 from flotilla.common.telemetry import tracing
 
@@ -32,6 +33,7 @@ Resp = TypeVar("Resp")
 Item = TypeVar("Item")
 
 DEFAULT_TIMEOUT = 10.0
+_MAX_CACHED_HEADERS = 256
 
 
 class Failable(Protocol):
@@ -64,6 +66,8 @@ class Bus:
         self.budget = stream.Budget()
         self._closing = closing or asyncio.Event()
         self._streams: weakref.WeakSet[Failable] = weakref.WeakSet()
+        self._call_headers: dict[tuple[str | None, float], dict[str, str]] = {}
+        self._replies = Replies(nc)
 
     def track(self, end: Failable) -> None:
         """Fail ``end`` if this connection is lost while it is open."""
@@ -89,6 +93,11 @@ class Bus:
     def _headers(
         self, namespace: str | None, timeout: float | None = None, idle: float | None = None
     ) -> dict[str, str]:
+        return tracing.inject(self._plain_headers(namespace, timeout, idle))
+
+    def _plain_headers(
+        self, namespace: str | None, timeout: float | None = None, idle: float | None = None
+    ) -> dict[str, str]:
         hdrs: dict[str, str] = {headers.CALLER: self.id}
         if namespace:
             hdrs[headers.NAMESPACE] = namespace
@@ -96,7 +105,19 @@ class Bus:
             hdrs[headers.TIMEOUT_MS] = str(max(1, int(timeout * 1000)))
         if idle is not None:
             hdrs[headers.IDLE_MS] = str(max(1, int(idle * 1000)))
-        return tracing.inject(hdrs)
+        return hdrs
+
+    def _unary_headers(self, namespace: str | None, timeout: float) -> dict[str, str]:
+        """The headers of a unary call: built once per namespace and timeout, then shared.
+
+        Nobody changes them (nats-py only reads them); a trace context goes into a copy.
+        """
+        hdrs = self._call_headers.get((namespace, timeout))
+        if hdrs is None:
+            if len(self._call_headers) >= _MAX_CACHED_HEADERS:
+                self._call_headers.clear()
+            hdrs = self._call_headers[namespace, timeout] = self._plain_headers(namespace, timeout)
+        return tracing.injected(hdrs)
 
     def _subject(self, method: Method[Any, Any], node: str | None) -> str:
         return method.subject(node or self.node) if method.node_local else method.subject()
@@ -113,23 +134,18 @@ class Bus:
         """Call a unary method and return its decoded response, or raise its errdefs error."""
         subject = self._subject(method, node)
         with tracing.span(method.span_name, trace.SpanKind.CLIENT):
-            hdrs = self._headers(namespace, timeout)
-            msg = await self._request(subject, encode(request), hdrs, timeout)
-            if (error := headers.error_from(msg.headers)) is not None:
+            hdrs = self._unary_headers(namespace, timeout)
+            try:
+                msg = await self._replies.request(subject, encode(request), timeout, hdrs)
+            except nats.errors.NoRespondersError:
+                raise errdefs.Unavailable(f"no service answers {subject}") from None
+            except nats.errors.TimeoutError:
+                raise errdefs.DeadlineExceeded(f"{subject}: no reply within {timeout:g}s") from None
+            except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as err:
+                raise errdefs.Unavailable(f"{subject}: bus connection unavailable") from err
+            if msg.headers and (error := headers.error_from(msg.headers)) is not None:
                 raise error
             return method.decode_response(msg.data)
-
-    async def _request(
-        self, subject: str, payload: bytes, hdrs: dict[str, str], timeout: float
-    ) -> Msg:
-        try:
-            return await self.nc.request(subject, payload, timeout=timeout, headers=hdrs)
-        except nats.errors.NoRespondersError:
-            raise errdefs.Unavailable(f"no service answers {subject}") from None
-        except nats.errors.TimeoutError:
-            raise errdefs.DeadlineExceeded(f"{subject}: no reply within {timeout:g}s") from None
-        except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as err:
-            raise errdefs.Unavailable(f"{subject}: bus connection unavailable") from err
 
     @contextlib.asynccontextmanager
     async def download(

@@ -11,10 +11,7 @@ from flotilla.common.bus.stream import DEFAULT_IDLE_TIMEOUT
 __all__ = ["Context"]
 
 
-def _seconds(hdrs: dict[str, str], name: str) -> float | None:
-    raw = hdrs.get(name)
-    if not raw:
-        return None
+def _seconds(raw: str, name: str) -> float:
     try:
         return int(raw) / 1000
     except ValueError as err:
@@ -41,10 +38,12 @@ class Context:
     def from_headers(cls, hdrs: dict[str, str] | None) -> Context:
         """Build the context of one request; a malformed timeout is InvalidArgument."""
         hdrs = hdrs or {}
-        timeout = _seconds(hdrs, headers.TIMEOUT_MS)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        idle = _seconds(hdrs, headers.IDLE_MS) or DEFAULT_IDLE_TIMEOUT
-        return cls(headers=hdrs, deadline=deadline, idle_timeout=idle)
+        deadline = idle = None
+        if raw := hdrs.get(headers.TIMEOUT_MS):
+            deadline = time.monotonic() + _seconds(raw, headers.TIMEOUT_MS)
+        if raw := hdrs.get(headers.IDLE_MS):
+            idle = _seconds(raw, headers.IDLE_MS)
+        return cls(hdrs, deadline, idle or DEFAULT_IDLE_TIMEOUT)
 
     @property
     def namespace(self) -> str:

@@ -70,7 +70,11 @@ def decode(decoder: msgspec.msgpack.Decoder[Req], data: bytes, what: str) -> Req
     try:
         return decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as err:
-        raise errdefs.InvalidArgument(f"malformed {what}: {err}") from err
+        raise _malformed(what, err) from err
+
+
+def _malformed(what: str, err: Exception) -> errdefs.InvalidArgument:
+    return errdefs.InvalidArgument(f"malformed {what}: {err}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,8 +102,10 @@ class Method(Generic[Req, Resp]):
     response_decoder: msgspec.msgpack.Decoder[Resp] = field(init=False, repr=False)
     _cluster_subject: str = field(init=False, repr=False)
     _node_subjects: dict[str, str] = field(init=False, repr=False)
+    _span_name: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_span_name", f"{self.service}.{self.name}")
         object.__setattr__(self, "_cluster_subject", method_subject(self.service, self.name))
         object.__setattr__(self, "_node_subjects", {})
         object.__setattr__(self, "request_decoder", msgspec.msgpack.Decoder(self.request))
@@ -108,7 +114,7 @@ class Method(Generic[Req, Resp]):
     @property
     def span_name(self) -> str:
         """``<service>.<method>``, the name of this method's spans."""
-        return f"{self.service}.{self.name}"
+        return self._span_name
 
     def subject(self, node: str | None = None) -> str:
         """The subject to call; node-local methods need the node."""
@@ -123,11 +129,17 @@ class Method(Generic[Req, Resp]):
 
     def decode_request(self, data: bytes) -> Req:
         """Decode a request body."""
-        return decode(self.request_decoder, data, f"{self.service}.{self.name} request")
+        try:
+            return self.request_decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as err:
+            raise _malformed(f"{self.service}.{self.name} request", err) from err
 
     def decode_response(self, data: bytes) -> Resp:
         """Decode a response body."""
-        return decode(self.response_decoder, data, f"{self.service}.{self.name} response")
+        try:
+            return self.response_decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as err:
+            raise _malformed(f"{self.service}.{self.name} response", err) from err
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,6 +39,7 @@ from flotilla.common import errdefs, headers
 from flotilla.common.bus import stream
 from flotilla.common.bus.client import Bus
 from flotilla.common.bus.context import Context
+from flotilla.common.bus.deadlines import TaskDeadline, Wheel
 from flotilla.common.bus.discovery import QUEUE_GROUP, Discovery, EndpointStat
 from flotilla.common.bus.items import batches
 from flotilla.common.bus.methods import (
@@ -84,11 +85,16 @@ def metrics_method(service: str) -> Unary[Empty, MetricsText]:
     return Unary(service, "metrics", Empty, MetricsText, node_local=True)
 
 
+Runner = Callable[["_Endpoint", Msg, Context, Any], Awaitable[None]]
+"""Runs one request of an endpoint's kind, once its context and body are decoded."""
+
+
 @dataclass(eq=False)
 class _Endpoint:
     method: Method[Any, Any]
     handler: Callable[..., Any]
     stat: EndpointStat
+    run: Runner
     subscription: Subscription | None = None
     inflight: int = 0
 
@@ -120,8 +126,15 @@ class ServiceHost:
         self.metrics = EndpointMetrics(self.name, bus.node)
         self.discovery = Discovery(bus, self.name, version, description)
         self._endpoints: list[_Endpoint] = []
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._streams: set[asyncio.Task[None]] = set()
+        self._unary: set[asyncio.Task[None]] = set()  # requests still being answered
+        self._streams: set[asyncio.Task[None]] = set()  # streams still open
+        self._deadlines = Wheel()
+        self._runners: dict[str, Runner] = {
+            "unary": self._run_unary,
+            "items": self._run_items,
+            "source": self._run_source,
+            "sink": self._run_sink,
+        }
         self._add(metrics_method(self.name), self._metrics)
 
     def unary(self, method: Unary[Req, Resp], handler: UnaryHandler[Req, Resp]) -> None:
@@ -145,8 +158,8 @@ class ServiceHost:
             raise errdefs.InvalidArgument(f"{method.service}.{method.name} is not in {self.name}")
         if any(e.method.name == method.name for e in self._endpoints):
             raise errdefs.AlreadyExists(f"{method.span_name} has a handler already")
-        subject = method.subject(self.bus.node)
-        self._endpoints.append(_Endpoint(method, handler, EndpointStat(method.name, subject)))
+        stat = EndpointStat(method.name, method.subject(self.bus.node))
+        self._endpoints.append(_Endpoint(method, handler, stat, self._runners[method.kind]))
 
     def _check_complete(self) -> None:
         served = {e.method.name for e in self._endpoints}
@@ -182,11 +195,12 @@ class ServiceHost:
             await self.bus.flush(timeout=2)  # the server knows we left before we return
         for task in self._streams:
             task.cancel()
-        if self._inflight:
-            _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+        if running := self._unary | self._streams:
+            _, pending = await asyncio.wait(running, timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self._deadlines.close()
 
     async def __aenter__(self) -> ServiceHost:
         await self.start()
@@ -197,18 +211,21 @@ class ServiceHost:
 
     def _dispatcher(self, endpoint: _Endpoint) -> Callable[[Msg], Awaitable[None]]:
         # nats-py runs a subscription's callbacks one at a time: hand each request to its own task.
+        tasks = self._unary if endpoint.method.kind == "unary" else self._streams
+        loop = asyncio.get_running_loop()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            endpoint.inflight -= 1
+            tasks.discard(task)
+
         async def dispatch(msg: Msg) -> None:
             if endpoint.inflight >= self.max_inflight:
                 await self._refuse(endpoint, msg)
                 return
             endpoint.inflight += 1
-            task = asyncio.create_task(self._serve(endpoint, msg))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-            task.add_done_callback(lambda _: _finished(endpoint))
-            if endpoint.method.kind != "unary":
-                self._streams.add(task)
-                task.add_done_callback(self._streams.discard)
+            task = loop.create_task(self._serve(endpoint, msg))
+            tasks.add(task)
+            task.add_done_callback(finished)
 
         return dispatch
 
@@ -226,7 +243,8 @@ class ServiceHost:
         parent = tracing.extract(msg.headers)
         with tracing.span(name, trace.SpanKind.SERVER, parent) as span:
             try:
-                await self._run(endpoint, msg)
+                ctx = Context.from_headers(msg.headers)
+                await endpoint.run(endpoint, msg, ctx, endpoint.method.decode_request(msg.data))
             except asyncio.CancelledError:
                 error = errdefs.Unavailable(f"{self.name} is stopping")
                 await self._reply_error(msg, endpoint, error)
@@ -256,30 +274,25 @@ class ServiceHost:
         log.exception("unexpected error", extra={"endpoint": name})
         return errdefs.wrap(exc)
 
-    async def _run(self, endpoint: _Endpoint, msg: Msg) -> None:
-        ctx = Context.from_headers(msg.headers)
-        request = endpoint.method.decode_request(msg.data)
-        kind = endpoint.method.kind
-        if kind == "unary":
-            await self._run_unary(endpoint, msg, ctx, request)
-        elif kind == "items":
-            limit = stream.chunk_size(self.bus.nc)
-            await self._run_source(msg, ctx, batches(endpoint.handler(request, ctx), limit))
-        elif kind == "source":
-            await self._run_source(msg, ctx, endpoint.handler(request, ctx))
-        else:
-            await self._run_sink(endpoint, msg, ctx, request)
-
     async def _run_unary(self, endpoint: _Endpoint, msg: Msg, ctx: Context, request: Any) -> None:
-        remaining = ctx.remaining()
-        if remaining is not None and remaining <= 0:
-            raise errdefs.DeadlineExceeded("deadline expired before the request was handled")
-        async with asyncio.timeout(remaining):
+        if ctx.deadline is None:
             response = await endpoint.handler(request, ctx)
+        elif ctx.deadline <= time.monotonic():
+            raise errdefs.DeadlineExceeded("deadline expired before the request was handled")
+        else:
+            with TaskDeadline(self._deadlines, ctx.deadline):
+                response = await endpoint.handler(request, ctx)
         if msg.reply:
             await self.bus.nc.publish(msg.reply, encode(response))
 
-    async def _run_source(self, msg: Msg, ctx: Context, chunks: AsyncIterator[bytes]) -> None:
+    async def _run_items(self, endpoint: _Endpoint, msg: Msg, ctx: Context, request: Any) -> None:
+        limit = stream.chunk_size(self.bus.nc)
+        await self._send_stream(msg, ctx, batches(endpoint.handler(request, ctx), limit))
+
+    async def _run_source(self, endpoint: _Endpoint, msg: Msg, ctx: Context, request: Any) -> None:
+        await self._send_stream(msg, ctx, endpoint.handler(request, ctx))
+
+    async def _send_stream(self, msg: Msg, ctx: Context, chunks: AsyncIterator[bytes]) -> None:
         if not msg.reply:
             raise errdefs.InvalidArgument("a stream request needs a reply subject")
         granted = _grant(msg.headers)
@@ -336,10 +349,6 @@ class ServiceHost:
 
     async def _metrics(self, _: Empty, __: Context) -> MetricsText:
         return MetricsText(text=self.metrics.render())
-
-
-def _finished(endpoint: _Endpoint) -> None:
-    endpoint.inflight -= 1
 
 
 def _grant(hdrs: dict[str, str] | None) -> int:
