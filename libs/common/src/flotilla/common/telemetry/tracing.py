@@ -158,14 +158,14 @@ def _unrecorded_span(
     """The span the SDK would start, with its ids and sampling flags, but never recorded."""
     ids = provider.id_generator
     received = trace.get_current_span(parent).get_span_context()
-    if received.is_valid:
+    if continued := received.is_valid:
         trace_id, random_id = received.trace_id, received.trace_flags & _RANDOM_TRACE_ID
     else:
         trace_id = ids.generate_trace_id()
         random_id = _RANDOM_TRACE_ID if ids.is_trace_id_random() else 0
     if _Provider.default_sampler:  # what ParentBased(ALWAYS_ON) decides, without asking it
-        flags = received.trace_flags & trace.TraceFlags.SAMPLED if received.is_valid else 1
-        state = received.trace_state if received.is_valid else None
+        flags = received.trace_flags & trace.TraceFlags.SAMPLED if continued else 1
+        state = received.trace_state if continued else None
     else:
         sampling = provider.sampler.should_sample(parent, trace_id, name, kind)
         sampled = sampling.decision.is_sampled()  # type: ignore[no-untyped-call]
@@ -183,13 +183,8 @@ def _unrecorded_span(
 
 def inject(headers: dict[str, str]) -> dict[str, str]:
     """Add the current trace context (``traceparent``/``tracestate``) to ``headers``."""
-    current = context.get_current()
-    if not current:  # an empty context has nothing to propagate
-        return headers
-    if w3c.is_default() and (traceparent := w3c.write(current)) is not None:
-        headers[w3c.TRACEPARENT] = traceparent
-    else:
-        propagate.inject(headers)
+    if current := context.get_current():  # an empty context has nothing to propagate
+        _inject(headers, current)
     return headers
 
 
@@ -198,9 +193,18 @@ def injected(headers: dict[str, str]) -> dict[str, str]:
 
     For header dicts built once and shared between requests, which must stay unchanged.
     """
-    if not context.get_current():
+    if not (current := context.get_current()):
         return headers
-    return inject(dict(headers))
+    copy = dict(headers)
+    _inject(copy, current)
+    return copy
+
+
+def _inject(headers: dict[str, str], current: context.Context) -> None:
+    if w3c.is_default() and (traceparent := w3c.write(current)) is not None:
+        headers[w3c.TRACEPARENT] = traceparent
+    else:
+        propagate.inject(headers, current)
 
 
 @functools.cache
