@@ -30,8 +30,9 @@ def validate(namespace: str) -> str:
 
 
 def identifier(value: str, what: str) -> str:
-    """``value`` itself once it is a valid containerd identifier (a namespace, a container or
-    lease id); ``what`` names it in the error.
+    """``value`` itself once it is a valid containerd identifier; ``what`` names it in errors.
+
+    Namespaces, container ids and lease ids are identifiers.
 
     Raises:
         InvalidArgument: if the identifier is empty, too long or malformed.
