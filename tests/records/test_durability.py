@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import nats
@@ -25,7 +25,7 @@ from flotilla.common import errdefs
 from flotilla.common.natsserver import EmbeddedNats
 from flotilla.metadata import AnyValue, Container, Descriptor, Image, Metadata, Resource, Runtime
 from flotilla.metadata.metadata import BUCKETS
-from flotilla.testkit.cluster import NatsCluster
+from flotilla.testkit.cluster import NatsCluster, resilient_client
 
 T = TypeVar("T")
 
@@ -38,22 +38,6 @@ BOUND = 60.0
 
 def container(container_id: str) -> Container:
     return Container(id=container_id, runtime=Runtime(name="io.containerd.runc.v2"), spec=SPEC)
-
-
-async def _ignore(_: Exception) -> None:
-    """nats-py's error callback: lost connections are what these tests cause."""
-
-
-@contextlib.asynccontextmanager
-async def _client(urls: list[str]) -> AsyncIterator[Client]:
-    nc = await nats.connect(
-        urls, connect_timeout=5, reconnect_time_wait=0.1, max_reconnect_attempts=-1,
-        error_cb=_ignore,
-    )  # fmt: skip
-    try:
-        yield nc
-    finally:
-        await nc.close()
 
 
 async def _poll(attempt: Callable[[], Awaitable[T]], what: str) -> T:
@@ -86,7 +70,7 @@ async def _read_everything(metadata: Metadata) -> None:
 
 
 async def test_kill_9_of_the_server_loses_no_record(nats_server: EmbeddedNats) -> None:
-    async with _client([nats_server.url]) as nc:
+    async with resilient_client([nats_server.url]) as nc:
         metadata = await Metadata.open(nc)
         await _write_everything(metadata)
         assert nats_server.pid is not None
@@ -114,7 +98,7 @@ async def _all_current(nc: Client, cluster: NatsCluster) -> None:
 
 @pytest.mark.slow
 async def test_losing_one_of_three_servers_loses_no_record(nats_cluster: NatsCluster) -> None:
-    async with _client(nats_cluster.urls) as nc:
+    async with resilient_client(nats_cluster.urls) as nc:
         metadata = await _poll(lambda: Metadata.open(nc, replicas=3), "the R3 buckets")
         await _poll(lambda: _all_current(nc, nats_cluster), "the buckets on every server")
         await _poll(lambda: _write_everything(metadata), "the first writes")

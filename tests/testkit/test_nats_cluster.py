@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import nats
@@ -19,7 +19,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from flotilla.testkit.cluster import NatsCluster
+from flotilla.testkit.cluster import NatsCluster, resilient_client
 
 T = TypeVar("T")
 
@@ -31,22 +31,6 @@ REQUEST_TIMEOUT = 2.0
 SETUP_TIMEOUT = 10.0
 BOUND = 60.0
 """How long a poll may go on before the test fails: a bound for a stuck cluster, not a measure."""
-
-
-async def _ignore(_: Exception) -> None:
-    """nats-py's error callback: lost connections are what these tests cause."""
-
-
-@contextlib.asynccontextmanager
-async def _client(cluster: NatsCluster) -> AsyncIterator[Client]:
-    nc = await nats.connect(
-        cluster.urls, connect_timeout=5, reconnect_time_wait=0.1, max_reconnect_attempts=-1,
-        error_cb=_ignore,
-    )  # fmt: skip
-    try:
-        yield nc
-    finally:
-        await nc.close()
 
 
 async def _create_bucket(nc: Client, cluster: NatsCluster) -> KeyValue:
@@ -97,7 +81,7 @@ async def _all_current(js: JetStreamContext, cluster: NatsCluster) -> bool | Non
 
 
 async def test_replicated_bucket_survives_losing_its_leader(nats_cluster: NatsCluster) -> None:
-    async with _client(nats_cluster) as nc:
+    async with resilient_client(nats_cluster.urls) as nc:
         js = nc.jetstream(timeout=REQUEST_TIMEOUT)
         kv = await _create_bucket(nc, nats_cluster)
         first = await _put(kv, b"one")
@@ -140,7 +124,7 @@ async def test_replicated_bucket_survives_losing_its_leader(nats_cluster: NatsCl
 
 
 async def test_acknowledged_write_survives_killing_every_server(nats_cluster: NatsCluster) -> None:
-    async with _client(nats_cluster) as nc:
+    async with resilient_client(nats_cluster.urls) as nc:
         kv = await _create_bucket(nc, nats_cluster)
         # Acknowledged: a majority wrote it to its files. nats-server does not fsync each write,
         # but what a killed process wrote stays in the kernel's page cache.

@@ -12,12 +12,9 @@ from typing import Final
 import msgspec
 
 from flotilla.common import errdefs, filters, labels, namespaces
-from flotilla.common.events import EventPublisher
 from flotilla.metadata import events
-from flotilla.metadata.bucket import Bucket
-from flotilla.metadata.ports import Collector
 from flotilla.metadata.records import AnyValue, Container
-from flotilla.metadata.store import Catalog, Ensure, RecordStore
+from flotilla.metadata.store import Catalog
 
 __all__ = ["ContainerStore"]
 
@@ -26,20 +23,15 @@ _REPLACED: Final = ("labels", "spec", "extensions", "image", "snapshotkey")
 
 
 class ContainerStore(Catalog[Container]):
-    """Container records, by namespace and name (``get`` and ``list`` are :class:`Catalog`'s).
+    """Container records, by namespace and name (``get`` and ``list`` are :class:`Catalog`'s)."""
 
-    Args:
-        bucket: the containers' bucket.
-        ensure: makes a namespace exist before its first record.
-        publisher: where their events go.
-        collector: told after a delete.
-    """
+    kind = Container
+    what = "container"
 
-    def __init__(
-        self, bucket: Bucket, ensure: Ensure, publisher: EventPublisher, collector: Collector
-    ) -> None:
-        records = RecordStore(bucket, Container, "container", ensure)
-        super().__init__(records, _adaptor, publisher, collector)
+    @staticmethod
+    def adapt(record: Container) -> filters.Adaptor:
+        """How filters see ``record``."""
+        return _adaptor(record)
 
     async def create(self, namespace: str, container: Container) -> Container:
         """Store a new container, stamped now.

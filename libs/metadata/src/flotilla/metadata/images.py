@@ -8,31 +8,23 @@ from datetime import UTC, datetime
 import msgspec
 
 from flotilla.common import digests, errdefs, filters, labels
-from flotilla.common.events import EventPublisher
 from flotilla.metadata import events
-from flotilla.metadata.bucket import Bucket
-from flotilla.metadata.ports import Collector
 from flotilla.metadata.records import Descriptor, Image
-from flotilla.metadata.store import Catalog, Ensure, RecordStore
+from flotilla.metadata.store import Catalog
 
 __all__ = ["ImageStore"]
 
 
 class ImageStore(Catalog[Image]):
-    """Image records, by namespace and name (``get`` and ``list`` are :class:`Catalog`'s).
+    """Image records, by namespace and name (``get`` and ``list`` are :class:`Catalog`'s)."""
 
-    Args:
-        bucket: the images' bucket.
-        ensure: makes a namespace exist before its first record.
-        publisher: where their events go.
-        collector: told after a delete.
-    """
+    kind = Image
+    what = "image"
 
-    def __init__(
-        self, bucket: Bucket, ensure: Ensure, publisher: EventPublisher, collector: Collector
-    ) -> None:
-        records = RecordStore(bucket, Image, "image", ensure)
-        super().__init__(records, _adaptor, publisher, collector)
+    @staticmethod
+    def adapt(record: Image) -> filters.Adaptor:
+        """How filters see ``record``."""
+        return _adaptor(record)
 
     async def create(self, namespace: str, image: Image) -> Image:
         """Store a new image, stamped now.

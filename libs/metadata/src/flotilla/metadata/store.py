@@ -9,7 +9,7 @@ re-applies the change until it lands: racing writers never lose a write.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from flotilla.common import errdefs, filters, namespaces
 from flotilla.common.events import EventPublisher
@@ -131,24 +131,30 @@ class RecordStore(Generic[T]):
 class Catalog(Generic[T]):
     """What every kind of record with events and a collector shares: reads and listings.
 
+    A subclass names its record type (``kind``), what errors call it (``what``) and how
+    filters see one record (``adapt``, containerd's adaptor).
+
     Args:
-        records: where they are kept.
-        adapt: how filters see one record (containerd's adaptor).
+        bucket: where the records are kept.
+        ensure: makes a namespace exist before its first record.
         publisher: where their events go.
         collector: told after a delete.
     """
 
+    kind: type[Any]
+    what: str
+
     def __init__(
-        self,
-        records: RecordStore[T],
-        adapt: Callable[[T], filters.Adaptor],
-        publisher: EventPublisher,
-        collector: Collector,
+        self, bucket: Bucket, ensure: Ensure, publisher: EventPublisher, collector: Collector
     ) -> None:
-        self.records = records
-        self._adapt = adapt
+        self.records: RecordStore[T] = RecordStore(bucket, self.kind, self.what, ensure)
         self._publisher = publisher
         self._collector = collector
+
+    @staticmethod
+    def adapt(record: T) -> filters.Adaptor:
+        """How filters see ``record``."""
+        raise NotImplementedError
 
     async def get(self, namespace: str, name: str) -> T:
         """The record ``name``.
@@ -163,5 +169,5 @@ class Catalog(Generic[T]):
         """The records matching any of ``filters_`` (containerd's syntax; none: all)."""
         wanted = filters.parse_all(filters_)
         async for record in self.records.scan(namespace):
-            if wanted is filters.ALWAYS or wanted.match(self._adapt(record)):
+            if wanted is filters.ALWAYS or wanted.match(self.adapt(record)):
                 yield record

@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+from nats.aio.client import Client
 
 from flotilla.common import errdefs
 from flotilla.common.natsserver import GO_GC_PERCENT, nats_server_binary
@@ -24,7 +26,7 @@ from flotilla.common.process import child_command, child_options
 from flotilla.testkit._http import request
 from flotilla.testkit._proc import free_port
 
-__all__ = ["CLUSTER_NAME", "NatsCluster", "nats_cluster"]
+__all__ = ["CLUSTER_NAME", "NatsCluster", "nats_cluster", "resilient_client"]
 
 CLUSTER_NAME = "flotilla-test"
 
@@ -346,6 +348,23 @@ def _distinct_free_ports(count: int) -> list[int]:
         if port not in ports:
             ports.append(port)
     return ports
+
+
+async def _ignore(_: Exception) -> None:
+    """nats-py's error callback: lost connections are what cluster tests cause."""
+
+
+@contextlib.asynccontextmanager
+async def resilient_client(urls: list[str]) -> AsyncIterator[Client]:
+    """A client of ``urls`` that reconnects at once and for ever, and keeps quiet about it."""
+    nc = await nats.connect(
+        urls, connect_timeout=5, reconnect_time_wait=0.1, max_reconnect_attempts=-1,
+        error_cb=_ignore,
+    )  # fmt: skip
+    try:
+        yield nc
+    finally:
+        await nc.close()
 
 
 @pytest.fixture
