@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -97,6 +98,8 @@ class GarbageCollector:
                 await self.collect()
             except errdefs.ErrdefsError as error:
                 log.warning("scheduled collection failed", extra={"error": str(error)})
+            except Exception as error:  # the loop must outlive any one collection
+                log.exception("scheduled collection failed", extra={"error": type(error).__name__})
 
     async def collect(self) -> None:
         """Run a collection now (after the one running anywhere in the cluster)."""
@@ -107,7 +110,7 @@ class GarbageCollector:
         begun = time.monotonic()
         async with self.lock.hold() as held:
             result = await self._collect(held)
-        result = Collected(**{**result.__dict__, "seconds": time.monotonic() - begun})
+        result = dataclasses.replace(result, seconds=time.monotonic() - begun)
         self.last = result
         log.info("garbage collected", extra=result.__dict__)
         return result
