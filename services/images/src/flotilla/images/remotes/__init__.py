@@ -1,0 +1,1 @@
+"""The registry side of pulls and pushes."""
