@@ -89,13 +89,40 @@ class LeaseStore:
         Raises:
             NotFound: if there is no such lease.
         """
-        await self.records.remove(namespace, lease_id)
-        async for entry in self.bucket.entries(self._resource_pattern(namespace, lease_id)):
-            await self.bucket.delete(entry.key)
+        await self.remove(namespace, lease_id)
         if sync:
             await self._collector.collect()
         else:
             self._collector.schedule()
+
+    async def remove(self, namespace: str, lease_id: str) -> None:
+        """Delete the lease and its resources without telling the collector.
+
+        The collector's own way to drop an expired lease.
+
+        Raises:
+            NotFound: if there is no such lease.
+        """
+        await self.records.remove(namespace, lease_id)
+        async for entry in self.bucket.entries(self._resource_pattern(namespace, lease_id)):
+            await self.bucket.delete(entry.key)
+
+    async def holdings(self) -> builtins.list[tuple[str, Lease, tuple[Resource, ...]]]:
+        """Every lease in every namespace, with its namespace and what it holds."""
+        leases: dict[tuple[str, str], Lease] = {}
+        held: dict[tuple[str, str], builtins.list[Resource]] = {}
+        async for entry in self.bucket.entries(">"):
+            names = keys.split(entry.key)
+            if len(names) == 2:
+                leases[(names[0], names[1])] = self.records.codec.decode(entry.value)
+            elif len(names) == 4:
+                held.setdefault((names[0], names[1]), []).append(
+                    self._resources.decode(entry.value)
+                )
+        return [
+            (namespace, lease, tuple(held.get((namespace, lease_id), [])))
+            for (namespace, lease_id), lease in leases.items()
+        ]
 
     async def add_resource(self, namespace: str, lease_id: str, resource: Resource) -> None:
         """Make the lease hold ``resource`` (holding it twice is holding it once).

@@ -16,6 +16,7 @@ from flotilla.metadata import events, keys
 from flotilla.metadata.bucket import Bucket
 from flotilla.metadata.ports import Holder
 from flotilla.metadata.records import Codec, Namespace
+from flotilla.metadata.store import change_entry
 
 __all__ = ["NamespaceStore"]
 
@@ -88,21 +89,18 @@ class NamespaceStore:
             NotFound: if the namespace does not exist.
             InvalidArgument: on another field path or an invalid label.
         """
-        key = keys.escape(namespaces.validate(name))
-        while True:
-            found = await self.bucket.get(key)
-            if found is None:
-                raise errdefs.NotFound(f'namespace "{name}" not found')
-            current = self._codec.decode(found.value)
-            record = Namespace(
-                name=name,
-                labels=labels.updated(current.labels, labels_, fieldpaths, f'namespace "{name}"'),
+        what = f'namespace "{name}"'
+
+        def apply(current: Namespace) -> Namespace:
+            return Namespace(
+                name=name, labels=labels.updated(current.labels, labels_, fieldpaths, what)
             )
-            try:
-                await self.bucket.update(key, self._codec.encode(record), found.revision)
-            except errdefs.Conflict:
-                continue
-            break
+
+        def missing() -> errdefs.NotFound:
+            return errdefs.NotFound(f"{what} not found")
+
+        key = keys.escape(namespaces.validate(name))
+        record = await change_entry(self.bucket, key, self._codec, apply, missing, what)
         event = events.NamespaceUpdate(name=name, labels=record.labels)
         await self._publisher.publish(name, events.NAMESPACE_UPDATE, event)
         return record

@@ -18,7 +18,7 @@ from flotilla.metadata.bucket import Bucket
 from flotilla.metadata.ports import Collector
 from flotilla.metadata.records import Codec
 
-__all__ = ["Catalog", "Ensure", "RecordStore"]
+__all__ = ["Catalog", "Ensure", "RecordStore", "change_entry"]
 
 T = TypeVar("T")
 
@@ -26,6 +26,35 @@ Ensure = Callable[[str], Awaitable[None]]
 """Makes sure a namespace exists before a record is written in it."""
 
 _MAX_ATTEMPTS: Final = 64
+
+
+async def change_entry(
+    bucket: Bucket,
+    key: str,
+    codec: Codec[T],
+    apply: Callable[[T], T],
+    missing: Callable[[], errdefs.ErrdefsError],
+    what: str,
+) -> T:
+    """Apply ``apply`` to the key's latest record and store the result, again while others win.
+
+    ``apply`` must be a pure function of the record it is given.
+
+    Raises:
+        NotFound: ``missing()``, when there is no such record.
+        Conflict: if writers kept winning for :data:`_MAX_ATTEMPTS` rounds.
+    """
+    for _ in range(_MAX_ATTEMPTS):
+        found = await bucket.get(key)
+        if found is None:
+            raise missing()
+        result = apply(codec.decode(found.value))
+        try:
+            await bucket.update(key, codec.encode(result), found.revision)
+        except errdefs.Conflict:
+            continue
+        return result
+    raise errdefs.Conflict(f"{what} is changing too often to update")
 
 
 class RecordStore(Generic[T]):
@@ -87,16 +116,14 @@ class RecordStore(Generic[T]):
             NotFound: if there is no such record.
             Conflict: if writers kept winning for :data:`_MAX_ATTEMPTS` rounds.
         """
-        key = self.key(namespace, name)
-        for _ in range(_MAX_ATTEMPTS):
-            current, revision = await self.read(namespace, name)
-            result = apply(current)
-            try:
-                await self.bucket.update(key, self.codec.encode(result), revision)
-            except errdefs.Conflict:
-                continue
-            return result
-        raise errdefs.Conflict(f'{self.what} "{name}" is changing too often to update')
+        return await change_entry(
+            self.bucket,
+            self.key(namespace, name),
+            self.codec,
+            apply,
+            lambda: self.not_found(namespace, name),
+            f'{self.what} "{name}"',
+        )
 
     async def remove(self, namespace: str, name: str) -> T:
         """Delete the record; what it was.
@@ -120,6 +147,12 @@ class RecordStore(Generic[T]):
         decode = self.codec.decode
         async for found in self.bucket.entries(pattern):
             yield decode(found.value)
+
+    async def everything(self) -> AsyncIterator[tuple[str, T]]:
+        """Every record in every namespace, with its namespace."""
+        decode = self.codec.decode
+        async for found in self.bucket.entries("*.*"):
+            yield keys.split(found.key)[0], decode(found.value)
 
     async def holds_any(self, namespace: str) -> bool:
         """Whether ``namespace`` has at least one record here."""

@@ -27,16 +27,13 @@ from flotilla.images.gc.mark import BlobReader, Marked, mark
 from flotilla.images.gc.ports import Node, Nodes
 from flotilla.images.gc.refs import MAX_MANIFEST, BlobRef
 from flotilla.images.gc.sweep import Plan, plan
-from flotilla.metadata import Lease, Metadata, Resource, keys
-from flotilla.metadata.leases import LeaseStore
-from flotilla.metadata.records import Codec
+from flotilla.metadata import Metadata
 
 __all__ = ["Collected", "GarbageCollector"]
 
 log = logging.getLogger(__name__)
 
 _MARK_ROUNDS: Final = 3
-_resource: Final = Codec(Resource)
 
 T = TypeVar("T")
 
@@ -121,10 +118,11 @@ class GarbageCollector:
         nodes = list(await self.nodes.nodes())
         records = await _records(self.metadata)
         inventory = await _inventory(nodes, await self._namespaces(records, nodes))
+        read = _reader(nodes, inventory)  # one for every mark: blobs never change
         marks = 0
         while True:
             marks += 1
-            marked = await mark(records, inventory, _reader(nodes, inventory), started)
+            marked = await mark(records, inventory, read, started)
             after = await self.metadata.buckets.revision()
             if after == before:
                 break
@@ -150,7 +148,7 @@ class GarbageCollector:
         leases = 0
         for namespace, lease_id in marked.expired_leases:
             with contextlib.suppress(errdefs.NotFound):
-                await _expire(self.metadata.leases, namespace, lease_id)
+                await self.metadata.leases.remove(namespace, lease_id)
                 leases += 1
         blobs = snapshots = 0
         for node in nodes:
@@ -160,14 +158,6 @@ class GarbageCollector:
             snapshots += await _each(node.remove_snapshot, swept.snapshots)
             await _quietly(node.cleanup())
         return Collected(blobs=blobs, snapshots=snapshots, leases=leases, marks=marks)
-
-
-async def _expire(leases: LeaseStore, namespace: str, lease_id: str) -> None:
-    """Delete an expired lease without scheduling another collection for it."""
-    await leases.records.remove(namespace, lease_id)
-    pattern = keys.join(namespace, lease_id) + ".*.*"
-    async for entry in leases.bucket.entries(pattern):
-        await leases.bucket.delete(entry.key)
 
 
 async def _each(remove: Callable[[T], Awaitable[None]], doomed: Sequence[T]) -> int:
@@ -189,32 +179,10 @@ async def _quietly(step: Awaitable[None]) -> bool:
 
 
 async def _records(metadata: Metadata) -> Records:
-    records = Records()
-    buckets = metadata.buckets
-    images = metadata.images.records.codec
-    async for entry in buckets.images.entries(">"):
-        records.images.append((keys.split(entry.key)[0], images.decode(entry.value)))
-    containers = metadata.containers.records.codec
-    async for entry in buckets.containers.entries(">"):
-        records.containers.append((keys.split(entry.key)[0], containers.decode(entry.value)))
-    records.leases = await _leases(metadata)
-    return records
-
-
-async def _leases(metadata: Metadata) -> list[LeaseHolding]:
-    leases = metadata.leases
-    found: dict[tuple[str, str], list[Resource]] = {}
-    records: dict[tuple[str, str], Lease] = {}
-    async for entry in leases.bucket.entries(">"):
-        names = keys.split(entry.key)
-        if len(names) == 2:
-            records[(names[0], names[1])] = leases.records.codec.decode(entry.value)
-        elif len(names) == 4:
-            found.setdefault((names[0], names[1]), []).append(_resource.decode(entry.value))
-    return [
-        LeaseHolding(namespace, lease, tuple(found.get((namespace, lease_id), [])))
-        for (namespace, lease_id), lease in records.items()
-    ]
+    images = [found async for found in metadata.images.records.everything()]
+    containers = [found async for found in metadata.containers.records.everything()]
+    leases = [LeaseHolding(*held) for held in await metadata.leases.holdings()]
+    return Records(images, containers, leases)
 
 
 async def _inventory(nodes: list[Node], namespaces: list[str]) -> Inventory:
@@ -226,12 +194,16 @@ async def _inventory(nodes: list[Node], namespaces: list[str]) -> Inventory:
 
 
 def _reader(nodes: list[Node], inventory: Inventory) -> BlobReader:
-    by_name = {node.name: node for node in nodes}
+    """Reads each manifest or index once, from a node that holds it."""
+    holders = {blob.ref: node for node in nodes for blob in inventory.blobs.get(node.name, [])}
+    read: dict[BlobRef, bytes | None] = {}
 
-    async def read(ref: BlobRef) -> bytes | None:
-        holder = inventory.holder_of(ref)
-        if holder is None:
-            return None
-        return await by_name[holder].read(ref.namespace, ref.digest, MAX_MANIFEST)
+    async def cached(ref: BlobRef) -> bytes | None:
+        if ref not in read:
+            holder = holders.get(ref)
+            read[ref] = None
+            if holder is not None:
+                read[ref] = await holder.read(ref.namespace, ref.digest, MAX_MANIFEST)
+        return read[ref]
 
-    return read
+    return cached

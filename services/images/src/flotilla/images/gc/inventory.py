@@ -85,13 +85,6 @@ class Inventory:
                 index[snapshot.ref].append(snapshot)
         return index
 
-    def holder_of(self, ref: BlobRef) -> str | None:
-        """A node that holds the blob."""
-        for node, blobs in self.blobs.items():
-            if any(blob.ref == ref for blob in blobs):
-                return node
-        return None
-
 
 def _labels_by_ref(blobs: Iterable[Blob]) -> dict[BlobRef, list[Mapping[str, str]]]:
     index: dict[BlobRef, list[Mapping[str, str]]] = defaultdict(list)
