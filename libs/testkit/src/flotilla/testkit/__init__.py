@@ -1,7 +1,8 @@
 """Flotilla's test and benchmark kit.
 
 - ``private_containerd()``: Debian's containerd with its own root, state and socket.
-- ``local_registry()``: a plain-http distribution registry on a free 127.0.0.1 port.
+- ``local_registry()``: a plain-http distribution registry on a free 127.0.0.1 port, with
+  basic (``htpasswd=``) or token (``token=``, from ``token_server()``) authentication if asked.
 - ``build_images()`` / ``publish_images()``: offline test images (busybox, large,
   multiarch) with stable digests, pushed with skopeo; ``export_oci_tar()`` for imports.
 - ``validate_layout()``: check an OCI image layout end to end.
@@ -23,7 +24,8 @@ from flotilla.testkit.publish import (
     publish_images,
     push_image,
 )
-from flotilla.testkit.registry import LocalRegistry, local_registry
+from flotilla.testkit.registry import LocalRegistry, TokenAuth, local_registry
+from flotilla.testkit.token_server import TokenRequest, TokenServer, token_server
 from flotilla.testkit.validate import LayoutError, validate_layout
 
 __all__ = [
@@ -53,4 +55,8 @@ __all__ = [
     "require",
     "run_command",
     "validate_layout",
+    "TokenAuth",
+    "TokenRequest",
+    "TokenServer",
+    "token_server",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,20 @@ from flotilla.testkit.containerd import Containerd, private_containerd
 from flotilla.testkit.images import build_busybox, build_large, build_multiarch
 from flotilla.testkit.publish import ImageSet, PublishedImages, publish_images
 from flotilla.testkit.registry import LocalRegistry, local_registry
+from flotilla.testkit.token_server import TokenServer, token_server
 
 __all__ = [
     "SMALL_LARGE_SIZE",
+    "AUTH_PASSWORD",
+    "AUTH_USER",
+    "AuthRegistry",
+    "auth_registry",
     "containerd",
     "image_cache",
     "images",
     "published_images",
     "registry",
+    "token_registry",
 ]
 
 SMALL_LARGE_SIZE = 4 << 20
@@ -66,3 +73,63 @@ async def containerd() -> AsyncIterator[Containerd]:
     """A private containerd for one test (needs root)."""
     async with private_containerd() as ctd:
         yield ctd
+
+
+# Registries with authentication, for the image pull and push tests.
+
+AUTH_USER = "flotilla"
+AUTH_PASSWORD = "secret"  # a test registry's password, on 127.0.0.1 only
+
+
+@dataclass(frozen=True)
+class AuthRegistry:
+    """A registry with authentication on, and the test images pushed to it.
+
+    Attributes:
+        registry: The registry (``registry.credentials`` log in to it).
+        published: The images and their refs.
+        token_server: The token server it trusts, for a token-auth registry.
+    """
+
+    registry: LocalRegistry
+    published: PublishedImages
+    token_server: TokenServer | None = None
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The user and password to pull and push with."""
+        assert self.registry.credentials is not None
+        return self.registry.credentials
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``."""
+        return self.registry.host
+
+    def ref(self, name: str) -> str:
+        """The reference of test image ``name`` (``busybox``, ``large``, ``multiarch``)."""
+        return self.published.ref(name)
+
+
+@pytest.fixture
+async def auth_registry(images: ImageSet) -> AsyncIterator[AuthRegistry]:
+    """A basic-auth registry (``flotilla``/``secret``) with ``images`` pushed, for one test."""
+    async with local_registry(htpasswd={AUTH_USER: AUTH_PASSWORD}) as reg:
+        creds = (AUTH_USER, AUTH_PASSWORD)
+        yield AuthRegistry(reg, await publish_images(images, reg.host, creds=creds))
+
+
+@pytest.fixture
+async def token_registry(images: ImageSet) -> AsyncIterator[AuthRegistry]:
+    """A token-auth registry with its token server (``flotilla``/``secret``) and ``images``.
+
+    Anonymous token requests are refused; ``token_server.requests`` records every one.
+    """
+    async with (
+        token_server(users={AUTH_USER: AUTH_PASSWORD}) as ts,
+        local_registry(token=ts.auth()) as reg,
+    ):
+        creds = (AUTH_USER, AUTH_PASSWORD)
+        published = await publish_images(images, reg.host, creds=creds)
+        ts.requests.clear()  # the pushes' requests: a test sees only its own
+        yield AuthRegistry(reg, published, ts)

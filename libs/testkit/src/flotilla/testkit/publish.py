@@ -74,25 +74,35 @@ async def build_images(cache_dir: Path, *, large_size: int = DEFAULT_LARGE_SIZE)
 
 
 async def push_image(
-    image: BuiltImage, host: str, *, repo: str | None = None, tag: str | None = None
+    image: BuiltImage,
+    host: str,
+    *,
+    repo: str | None = None,
+    tag: str | None = None,
+    creds: tuple[str, str] | None = None,
 ) -> str:
     """Push ``image`` (all platforms, digests preserved) over plain http; returns the ref.
+
+    ``creds`` (user, password) log in to a registry with basic or token authentication.
 
     Raises:
         MissingProgram: ``skopeo`` is not installed.
     """
     require("skopeo")
     ref = f"{host}/{repo or image.name}:{tag or image.tag}"
+    login = [f"--dest-creds={creds[0]}:{creds[1]}"] if creds else []
     await run(
         "skopeo", "--insecure-policy", "copy", "--quiet", "--all", "--preserve-digests",
-        "--dest-tls-verify=false", image.oci_reference, f"docker://{ref}",
+        "--dest-tls-verify=false", *login, image.oci_reference, f"docker://{ref}",
     )  # fmt: skip
     return ref
 
 
-async def publish_images(images: ImageSet, host: str) -> PublishedImages:
-    """Push every image in ``images`` to the registry at ``host``."""
-    refs = await asyncio.gather(*(push_image(image, host) for image in images))
+async def publish_images(
+    images: ImageSet, host: str, *, creds: tuple[str, str] | None = None
+) -> PublishedImages:
+    """Push every image in ``images`` to the registry at ``host`` (as ``creds``, if given)."""
+    refs = await asyncio.gather(*(push_image(image, host, creds=creds) for image in images))
     return PublishedImages(images, host, {i.name: r for i, r in zip(images, refs, strict=True)})
 
 
