@@ -1,12 +1,23 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from flotilla.testkit import ImageSet, local_registry, push_image
+from flotilla.testkit import (
+    BuiltImage,
+    FaultyRegistry,
+    ImageSet,
+    LocalRegistry,
+    PublishedImages,
+    faulty_registry,
+    local_registry,
+    push_image,
+)
 from flotilla.testkit import fixtures as kit
 from flotilla.testkit._http import request
 from flotilla.testkit._proc import CommandError, run
@@ -18,6 +29,7 @@ from flotilla.testkit.token_server import token_server
 # The kit's registry fixtures, for this module only.
 auth_registry = kit.auth_registry
 token_registry = kit.token_registry
+faulty = kit.faulty
 
 CREDS = ("flotilla", "secret")
 
@@ -205,3 +217,182 @@ async def test_skopeo_pulls_through_the_token_flow(token_registry: AuthRegistry)
     )
     assert json.loads(raw)["manifests"]
     assert any(r.user == "flotilla" and r.basic for r in ts.requests)
+
+
+# The faulty proxy.
+
+
+def _layer(image: BuiltImage) -> tuple[str, bytes]:
+    """The digest and bytes of ``image``'s largest layer."""
+    blobs = image.layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / image.descriptor.digest.split(":")[1]).read_text())
+    layer = max(manifest["layers"], key=lambda d: d["size"])
+    return layer["digest"], (blobs / layer["digest"].split(":")[1]).read_bytes()
+
+
+def _blob_url(proxy: FaultyRegistry, repo: str, digest: str) -> str:
+    return f"{proxy.url}/v2/{repo}/blobs/{digest}"
+
+
+async def _read_all(resp: aiohttp.ClientResponse) -> bytes:
+    return await resp.content.read()
+
+
+async def test_faulty_proxy_forwards_pushes_and_pulls(
+    faulty: FaultyRegistry, registry: LocalRegistry, images: ImageSet
+) -> None:
+    ref = await push_image(images.busybox, faulty.host, repo="via/proxy")
+    assert ref.startswith(faulty.host)
+    assert await registry.manifest_digest("via/proxy", "latest") == images.busybox.digest
+    digest, data = _layer(images.busybox)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(_blob_url(faulty, "via/proxy", digest)) as resp:
+            assert resp.status == 200
+            assert await _read_all(resp) == data
+        async with http.head(_blob_url(faulty, "via/proxy", digest)) as resp:
+            assert resp.status == 200
+            assert resp.content_length == len(data)
+    methods = {method for method, _, _ in faulty.requests}
+    assert {"POST", "PUT", "HEAD", "GET"} <= methods
+    assert faulty.ranges[digest] == [None]
+
+
+async def test_corrupt_flips_one_byte(
+    faulty: FaultyRegistry, published_images: PublishedImages
+) -> None:
+    digest, data = _layer(published_images.images.busybox)
+    faulty.corrupt(digest)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(_blob_url(faulty, "busybox", digest)) as resp,
+    ):
+        body = await _read_all(resp)
+    assert len(body) == len(data)
+    assert sum(a != b for a, b in zip(body, data, strict=True)) == 1
+    assert hashlib.sha256(body).hexdigest() != digest.split(":")[1]
+
+
+async def test_truncate_sends_full_length_then_closes(
+    faulty: FaultyRegistry, published_images: PublishedImages
+) -> None:
+    digest, data = _layer(published_images.images.busybox)
+    faulty.truncate(digest, 1000)
+    for _ in range(2):  # every time
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(_blob_url(faulty, "busybox", digest)) as resp,
+        ):
+            assert resp.content_length == len(data)
+            got = b""
+            with pytest.raises(aiohttp.ClientPayloadError):
+                async for chunk in resp.content.iter_any():
+                    got += chunk
+        assert got == data[:1000]
+
+
+async def test_drop_after_then_resume_with_range(
+    faulty: FaultyRegistry, published_images: PublishedImages
+) -> None:
+    digest, data = _layer(published_images.images.busybox)
+    faulty.drop_after(digest, 5000, times=2)
+    url = _blob_url(faulty, "busybox", digest)
+    got = b""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):
+            headers = {"Range": f"bytes={len(got)}-"} if got else {}
+            async with http.get(url, headers=headers) as resp:
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    async for chunk in resp.content.iter_any():
+                        got += chunk
+        async with http.get(url, headers={"Range": f"bytes={len(got)}-"}) as resp:
+            assert resp.status == 206
+            got += await _read_all(resp)
+    assert got == data
+    assert faulty.ranges[digest] == [None, "bytes=5000-", "bytes=10000-"]
+
+
+async def test_giant_manifest_has_the_size_type_and_digest(
+    faulty: FaultyRegistry, published_images: PublishedImages
+) -> None:
+    size = 5 << 20
+    faulty.giant_manifest("huge", size)
+    url = f"{faulty.url}/v2/busybox/manifests/huge"
+    async with aiohttp.ClientSession() as http:
+        async with http.head(url) as resp:
+            assert resp.status == 200
+            assert resp.content_length == size
+            digest = resp.headers["Docker-Content-Digest"]
+        async with http.get(url, headers={"Accept": MANIFEST_ACCEPT}) as resp:
+            assert resp.headers["Content-Type"] == "application/vnd.oci.image.manifest.v1+json"
+            body = await _read_all(resp)
+        # Other tags are the registry's own.
+        latest = f"{faulty.url}/v2/busybox/manifests/latest"
+        async with http.get(latest, headers={"Accept": MANIFEST_ACCEPT}) as resp:
+            assert resp.status == 200
+            assert resp.content_length is not None
+            assert resp.content_length < 10_000
+    assert len(body) == size
+    assert json.loads(body)["schemaVersion"] == 2
+    assert digest == f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+async def test_redirected_blobs_come_from_the_blob_host_without_credentials(
+    auth_registry: AuthRegistry,
+) -> None:
+    digest, data = _layer(auth_registry.published.images.busybox)
+    async with faulty_registry(auth_registry.registry.url) as proxy:
+        proxy.redirect_blobs(True)
+        url = _blob_url(proxy, "busybox", digest)
+        auth = {"Authorization": basic_auth(*auth_registry.credentials)}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url, headers=auth, allow_redirects=False) as resp:
+                assert resp.status == 307
+                location = resp.headers["Location"]
+            assert location.startswith(f"http://{proxy.blob_host}/")
+            # aiohttp drops Authorization when a redirect changes the origin.
+            async with http.get(url, headers=auth) as resp:
+                assert resp.status == 200
+                assert await _read_all(resp) == data
+    assert proxy.redirected_headers
+    assert all("Authorization" not in headers for headers in proxy.redirected_headers)
+    assert "Authorization" in proxy.requests[-1].headers
+
+
+async def test_require_basic_guards_the_proxy_not_the_blob_host(
+    faulty: FaultyRegistry, published_images: PublishedImages
+) -> None:
+    digest, data = _layer(published_images.images.busybox)
+    faulty.require_basic("proxy-user", "pw")
+    faulty.redirect_blobs(True)
+    url = _blob_url(faulty, "busybox", digest)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as resp:
+            assert resp.status == 401
+            assert resp.headers["WWW-Authenticate"].startswith("Basic realm=")
+        wrong = {"Authorization": basic_auth("proxy-user", "nope")}
+        async with http.get(url, headers=wrong) as resp:
+            assert resp.status == 401
+        right = {"Authorization": basic_auth("proxy-user", "pw")}
+        async with http.get(url, headers=right) as resp:
+            assert resp.status == 200
+            assert await _read_all(resp) == data
+    assert [h.get("Authorization") for _, _, h in faulty.requests] == [
+        None,
+        wrong["Authorization"],
+        right["Authorization"],
+    ]
+    assert len(faulty.redirected_headers) == 1
+    assert "Authorization" not in faulty.redirected_headers[0]
+
+
+async def test_skopeo_copies_through_the_proxy_and_sees_corruption(
+    faulty: FaultyRegistry, published_images: PublishedImages, tmp_path: Path
+) -> None:
+    busybox = published_images.images.busybox
+    digest, _ = _layer(busybox)
+    src = f"docker://{faulty.host}/busybox:latest"
+    args = ("skopeo", "--insecure-policy", "copy", "--quiet", "--src-tls-verify=false", src)
+    await run(*args, f"oci:{tmp_path / 'good'}:latest")
+    faulty.corrupt(digest)
+    with pytest.raises(CommandError, match=r"[Dd]igest"):
+        await run(*args, f"oci:{tmp_path / 'bad'}:latest")

@@ -2,7 +2,8 @@
 
 - ``private_containerd()``: Debian's containerd with its own root, state and socket.
 - ``local_registry()``: a plain-http distribution registry on a free 127.0.0.1 port, with
-  basic (``htpasswd=``) or token (``token=``, from ``token_server()``) authentication if asked.
+  basic (``htpasswd=``) or token (``token=``, from ``token_server()``) authentication if asked;
+  ``faulty_registry()`` puts a proxy that corrupts, truncates, drops, redirects in front of one.
 - ``build_images()`` / ``publish_images()``: offline test images (busybox, large,
   multiarch) with stable digests, pushed with skopeo; ``export_oci_tar()`` for imports.
 - ``validate_layout()``: check an OCI image layout end to end.
@@ -12,6 +13,7 @@
 from flotilla.testkit._proc import CommandError, alive, free_port
 from flotilla.testkit._proc import run as run_command
 from flotilla.testkit.containerd import Containerd, private_containerd
+from flotilla.testkit.faulty import FaultyRegistry, SeenRequest, faulty_registry
 from flotilla.testkit.images import BuiltImage, build_busybox, build_large, build_multiarch
 from flotilla.testkit.large import DEFAULT_LARGE_SIZE
 from flotilla.testkit.oci import Descriptor, Platform, host_platform
@@ -59,4 +61,7 @@ __all__ = [
     "TokenRequest",
     "TokenServer",
     "token_server",
+    "FaultyRegistry",
+    "SeenRequest",
+    "faulty_registry",
 ]

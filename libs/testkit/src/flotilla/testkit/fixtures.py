@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from flotilla.testkit.containerd import Containerd, private_containerd
+from flotilla.testkit.faulty import FaultyRegistry, faulty_registry
 from flotilla.testkit.images import build_busybox, build_large, build_multiarch
 from flotilla.testkit.publish import ImageSet, PublishedImages, publish_images
 from flotilla.testkit.registry import LocalRegistry, local_registry
@@ -27,6 +28,7 @@ __all__ = [
     "AuthRegistry",
     "auth_registry",
     "containerd",
+    "faulty",
     "image_cache",
     "images",
     "published_images",
@@ -133,3 +135,10 @@ async def token_registry(images: ImageSet) -> AsyncIterator[AuthRegistry]:
         published = await publish_images(images, reg.host, creds=creds)
         ts.requests.clear()  # the pushes' requests: a test sees only its own
         yield AuthRegistry(reg, published, ts)
+
+
+@pytest.fixture
+async def faulty(registry: LocalRegistry) -> AsyncIterator[FaultyRegistry]:
+    """A faulty proxy in front of ``registry``, no fault on (use with ``published_images``)."""
+    async with faulty_registry(registry.url) as proxy:
+        yield proxy

@@ -38,7 +38,7 @@ from cryptography.x509.oid import NameOID
 
 from flotilla.testkit.registry import TokenAuth
 
-__all__ = ["TokenRequest", "TokenServer", "token_server"]
+__all__ = ["TokenRequest", "TokenServer", "serve", "token_server"]
 
 DEFAULT_SERVICE = "flotilla-registry"
 DEFAULT_ISSUER = "flotilla-token-server"
