@@ -114,7 +114,7 @@ def layer_media_type(head: bytes, entry: str) -> str:
     if head.startswith(_GZIP):
         return oci.DOCKER_LAYER
     if head.startswith(_ZSTD):
-        raise InvalidArgument(f"layer {entry}: zstd-compressed, not in a docker save tarball")
+        raise InvalidArgument(f"{entry}: a zstd-compressed layer, not in a docker save tarball")
     return DOCKER_LAYER_TAR
 
 

@@ -72,7 +72,10 @@ class Catalog:
 
     def resolve(self, name: str, what: str) -> tuple[str, tarfile.TarInfo]:
         """As :meth:`find`, but a missing file is NotFound naming ``what``."""
-        found = self.find(clean_name(name))
+        try:
+            found = self.find(clean_name(name))
+        except InvalidArgument as err:
+            raise InvalidArgument(f"{self.path}: {what}: {err}") from None
         if found is None:
             raise NotFound(f"{self.path}: {what} {name!r} is not in the archive")
         return found
@@ -152,7 +155,10 @@ def _read_entries(catalog: Catalog) -> None:
 
 
 def _check(path: Path, member: tarfile.TarInfo) -> str:
-    name = clean_name(member.name)
+    try:
+        name = clean_name(member.name)
+    except InvalidArgument as err:
+        raise InvalidArgument(f"{path}: {err}") from None
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
         raise InvalidArgument(f"{path}: tar entry {member.name!r}: not a file, directory or link")
     return name

@@ -122,7 +122,7 @@ async def _import_docker(catalog: Catalog, ingest: Ingest) -> Imported:
     plan, images = await asyncio.to_thread(plan_docker, catalog)
     blobs = []
     for blob in plan.in_archive_order():
-        check = functools.partial(_check_layer, entry=blob.entry)
+        check = functools.partial(_check_layer, entry=f"{catalog.path}: {blob.entry}")
         written = await ingest.blob(blob, check)
         if blob.desc is None:
             media_type = layer_media_type(written.head, blob.entry)

@@ -139,7 +139,10 @@ class Ingest:
                 committed = True
             return Written(digest, written, head)
         except FailedPrecondition as err:
-            raise InvalidArgument(f"{self._catalog.path}: {entry}: {err}") from err
+            what = f"blob {expected} ({entry})" if expected else entry
+            raise InvalidArgument(
+                f"{self._catalog.path}: {what}: the store refused it: {err}"
+            ) from err
         finally:
             if not committed:
                 await asyncio.shield(self._abort(ref))
