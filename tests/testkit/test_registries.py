@@ -268,7 +268,10 @@ async def test_corrupt_flips_one_byte(
     ):
         body = await _read_all(resp)
     assert len(body) == len(data)
-    assert sum(a != b for a, b in zip(body, data, strict=True)) == 1
+    middle = len(data) // 2  # the byte it flips; all the others are the blob's
+    assert body[middle] != data[middle]
+    assert body[:middle] == data[:middle]
+    assert body[middle + 1 :] == data[middle + 1 :]
     assert hashlib.sha256(body).hexdigest() != digest.split(":")[1]
 
 
@@ -396,3 +399,30 @@ async def test_skopeo_copies_through_the_proxy_and_sees_corruption(
     faulty.corrupt(digest)
     with pytest.raises(CommandError, match=r"[Dd]igest"):
         await run(*args, f"oci:{tmp_path / 'bad'}:latest")
+
+
+async def test_proxy_logs_in_upstream_with_its_credentials(auth_registry: AuthRegistry) -> None:
+    async with faulty_registry(
+        auth_registry.registry.url, credentials=auth_registry.credentials
+    ) as proxy:
+        raw = await run(
+            "skopeo", "inspect", "--raw", "--tls-verify=false",
+            f"docker://{proxy.host}/busybox:latest",
+        )  # fmt: skip
+    assert json.loads(raw)["schemaVersion"] == 2
+    assert all("Authorization" not in headers for _, _, headers in proxy.requests)
+
+
+async def test_token_flow_and_push_pass_through_the_proxy(
+    token_registry: AuthRegistry, images: ImageSet
+) -> None:
+    async with faulty_registry(token_registry.registry.url) as proxy:
+        ref = await push_image(
+            images.busybox, proxy.host, repo="again/busybox", creds=token_registry.credentials
+        )
+    assert ref == f"{proxy.host}/again/busybox:latest"
+    digest = await token_registry.registry.manifest_digest("again/busybox", "latest")
+    assert digest == images.busybox.digest
+    assert any(h.get("Authorization", "").startswith("Bearer ") for _, _, h in proxy.requests)
+    assert token_registry.token_server is not None
+    assert token_registry.token_server.requests

@@ -16,6 +16,7 @@ blob bodies wherever they are served: by the proxy, or by its blob host after a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import secrets
@@ -170,9 +171,7 @@ class FaultyRegistry:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Every request to the proxy."""
         self.requests.append(SeenRequest(request.method, request.path_qs, _copy(request.headers)))
-        if self._basic is not None and request.headers.get("Authorization") != basic_auth(
-            *self._basic
-        ):
+        if not self._admits(request):
             return _unauthorized()
         if request.method in ("GET", "HEAD"):
             blob = _BLOB.match(request.path)
@@ -185,6 +184,12 @@ class FaultyRegistry:
                 auth = self._authorization(request)
                 return await self._fetch_blob(request, request.path_qs, blob["digest"], auth)
         return await self._forward(request)
+
+    def _admits(self, request: web.Request) -> bool:
+        """Whether the proxy's own basic auth, if on, lets ``request`` in."""
+        if self._basic is None:
+            return True
+        return request.headers.get("Authorization") == basic_auth(*self._basic)
 
     def _authorization(self, request: web.Request) -> str | None:
         """What goes upstream as ``Authorization``."""
@@ -244,19 +249,20 @@ class FaultyRegistry:
             cut = drop.nbytes if cut is None else min(cut, drop.nbytes)
         flip = total // 2 - start if digest in self._corrupt else -1
         resp = _response_like(upstream)
-        await resp.prepare(request)
-        sent = 0
-        async for chunk in upstream.content.iter_chunked(_CHUNK):
-            if sent <= flip < sent + len(chunk):
-                i = flip - sent
-                chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1 :]
-            if cut is not None and sent + len(chunk) >= cut:
-                await resp.write(chunk[: cut - sent])
-                _hang_up(request)
-                return resp
-            await resp.write(chunk)
-            sent += len(chunk)
-        await resp.write_eof()
+        with contextlib.suppress(ConnectionError):  # the client went away: so be it
+            await resp.prepare(request)
+            sent = 0
+            async for chunk in upstream.content.iter_chunked(_CHUNK):
+                if sent <= flip < sent + len(chunk):
+                    i = flip - sent
+                    chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1 :]
+                if cut is not None and sent + len(chunk) >= cut:
+                    await resp.write(chunk[: cut - sent])
+                    _hang_up(request)
+                    return resp
+                await resp.write(chunk)
+                sent += len(chunk)
+            await resp.write_eof()
         return resp
 
     def _redirect_blob(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
@@ -283,11 +289,12 @@ class FaultyRegistry:
             headers={"Content-Type": MANIFEST, "Docker-Content-Digest": digest}
         )
         resp.content_length = size
-        await resp.prepare(request)
-        if request.method == "GET":
-            for part in _giant_chunks(size):
-                await resp.write(part)
-        await resp.write_eof()
+        with contextlib.suppress(ConnectionError):  # clients are expected to give up early
+            await resp.prepare(request)
+            if request.method == "GET":
+                for part in _giant_chunks(size):
+                    await resp.write(part)
+            await resp.write_eof()
         return resp
 
     @property
@@ -325,11 +332,12 @@ def _response_like(upstream: aiohttp.ClientResponse) -> web.StreamResponse:
 
 async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
     resp = _response_like(upstream)
-    await resp.prepare(request)
-    if request.method != "HEAD":
-        async for chunk in upstream.content.iter_chunked(_CHUNK):
-            await resp.write(chunk)
-    await resp.write_eof()
+    with contextlib.suppress(ConnectionError):  # the client went away: so be it
+        await resp.prepare(request)
+        if request.method != "HEAD":
+            async for chunk in upstream.content.iter_chunked(_CHUNK):
+                await resp.write(chunk)
+        await resp.write_eof()
     return resp
 
 

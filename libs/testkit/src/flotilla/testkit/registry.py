@@ -258,7 +258,8 @@ async def local_registry(
         finally:
             await stop_process(registry.process)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        # Off the loop: thousands of blob files take a while to unlink on a busy disk.
+        await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
 
 
 async def _start(directory: Path, binary: str, ready_timeout: float, auth: _Auth) -> LocalRegistry:
