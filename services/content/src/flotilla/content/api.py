@@ -9,8 +9,9 @@ that ``write``, ``commit``, ``writer_stat``, ``truncate`` and ``writer_close`` n
 idle for longer than the service's lease is closed (the ingest is kept, the lock released), so a
 caller that vanished never holds a ref for ever. A writer on the service's node may skip the
 bus for the bytes: it writes into the ingest's file (``WriterOpened.path``) and reports how far
-with ``written``. Readers likewise keep the blob open, so a read
-that began before a delete finishes.
+with ``written``; a reader on that node may follow an ingest's file as it grows
+(``ingest_path``). Readers likewise keep the blob open, so a read that began before a delete
+finishes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "COMMIT",
     "DELETE",
     "INFO",
+    "INGEST_PATH",
     "LIST",
     "LIST_STATUSES",
     "NAMESPACES",
@@ -117,6 +119,10 @@ class RefRequest(Wire, frozen=True):
 
 class AbortRequest(RefRequest, frozen=True):
     """Cancel one ingest."""
+
+
+class IngestPathRequest(RefRequest, frozen=True):
+    """Where one ingest's data file lies on the service's node."""
 
 
 class Statuses(Wire, frozen=True):
@@ -214,6 +220,18 @@ class LocalPath(Wire, frozen=True):
     path: str
 
 
+class IngestFileAt(Wire, frozen=True):
+    """An ingest's data file on the service's node, and its ``<device>:<inode>``.
+
+    The file grows as the ingest's writer writes; commit hard-links it into the blobs and
+    removes the ingest's name, abort unlinks it. ``file_id`` tells a reader whether the file it
+    opened at ``path`` is that very file (an ingest started afresh has a new one).
+    """
+
+    path: str
+    file_id: str
+
+
 class NamespacesRequest(Wire, frozen=True):
     """The namespaces the node holds blobs in (``ingests``: or ingests)."""
 
@@ -254,4 +272,5 @@ WRITER_STAT = API.unary("writer_stat", WriterSession, WriterStat)
 COMMIT = API.unary("commit", CommitRequest, Committed)
 WRITER_CLOSE = API.unary("writer_close", WriterClose, Empty)
 PATH = API.unary("path", PathRequest, LocalPath)
+INGEST_PATH = API.unary("ingest_path", IngestPathRequest, IngestFileAt)
 NAMESPACES = API.unary("namespaces", NamespacesRequest, Namespaces)

@@ -46,6 +46,7 @@ from flotilla.content.local_ingest import (
     Ingest,
     IngestMeta,
     ingest_dir,
+    ingest_file,
     read_namespace,
     read_status,
     recover_ingests,
@@ -165,6 +166,18 @@ class LocalStore(AsyncClosing):
         if status is None:
             raise NotFound(f"ingest ref {ref!r}")
         return status
+
+    async def ingest_path(self, namespace: str, ref: str) -> tuple[Path, tuple[int, int]]:
+        """The data file of the ingest ``ref`` and its device and inode, for readers on this node.
+
+        Raises:
+            NotFound: if the namespace has no such ingest.
+        """
+        directory = ingest_dir(self._ingests, self._check(namespace), ref)
+        found = await asyncio.to_thread(ingest_file, directory, namespace, ref)
+        if found is None:
+            raise NotFound(f"ingest ref {ref!r}")
+        return found
 
     async def list_statuses(self, namespace: str, filters: Sequence[str] = ()) -> list[Status]:
         """The namespace's ingests that match ``filters``, by ref."""

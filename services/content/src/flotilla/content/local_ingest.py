@@ -59,6 +59,7 @@ __all__ = [
     "Ingest",
     "IngestMeta",
     "ingest_dir",
+    "ingest_file",
     "read_namespace",
     "read_status",
     "recover_ingests",
@@ -153,6 +154,24 @@ def read_status(directory: Path, namespace: str, ref: str | None = None) -> Stat
     if stat.st_nlink > 1:
         return None  # a committed blob (see the module docstring)
     return _status(meta, stat.st_size, stat.st_mtime_ns)
+
+
+def ingest_file(directory: Path, namespace: str, ref: str) -> tuple[Path, tuple[int, int]] | None:
+    """The data file of the ingest in ``directory`` and its device and inode, for a reader.
+
+    ``None`` when there is no such ingest of ``namespace`` (torn, committed, or another's).
+    """
+    meta = read_meta(directory)
+    if meta is None or (meta.namespace, meta.ref) != (namespace, ref):
+        return None
+    path = directory / _DATA
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if stat.st_nlink > 1:
+        return None  # a committed blob (see the module docstring)
+    return path, (stat.st_dev, stat.st_ino)
 
 
 def read_namespace(directory: Path) -> str | None:

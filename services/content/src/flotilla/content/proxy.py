@@ -344,3 +344,17 @@ class ContentProxy:
         """
         reply = await self._remote(namespace).call(api.PATH, api.PathRequest(digest=digest))
         return Path(reply.path)
+
+    async def ingest_path(self, namespace: str, ref: str) -> tuple[Path, str]:
+        """Where the ingest ``ref``'s data file lies on the service's disk, and its ``file_id``.
+
+        For a reader on the same node that follows the bytes as they arrive: open the file
+        read-only, check that its ``<device>:<inode>`` is ``file_id`` (an ingest started afresh
+        has a new file), and never write to it.
+
+        Raises:
+            NotFound: if the namespace has no such ingest.
+        """
+        request = api.IngestPathRequest(ref=ref)
+        reply = await self._remote(namespace).call(api.INGEST_PATH, request)
+        return Path(reply.path), reply.file_id

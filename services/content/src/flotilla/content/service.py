@@ -45,6 +45,7 @@ class ContentService:
         host.unary(api.READER_OPEN, self.reader_open)
         host.unary(api.READER_CLOSE, self.reader_close)
         host.unary(api.PATH, self.path)
+        host.unary(api.INGEST_PATH, self.ingest_path)
         host.unary(api.NAMESPACES, self.namespaces)
         host.items(api.LIST, self.list)
         host.source(api.READ, self.read)
@@ -148,6 +149,10 @@ class ContentService:
 
     async def path(self, req: api.PathRequest, ctx: Context) -> api.LocalPath:
         return api.LocalPath(path=str(await self.store.blob_path(ctx.namespace, req.digest)))
+
+    async def ingest_path(self, req: api.IngestPathRequest, ctx: Context) -> api.IngestFileAt:
+        path, identity = await self.store.ingest_path(ctx.namespace, req.ref)
+        return api.IngestFileAt(path=str(path), file_id=convert.file_id(identity))
 
     async def namespaces(self, req: api.NamespacesRequest, _: Context) -> api.Namespaces:
         found = await self.store.namespaces(ingests=req.ingests)

@@ -355,6 +355,18 @@ class PathStore(Store, Protocol):
         """
         ...
 
+    async def ingest_path(self, namespace: str, ref: str) -> tuple[Path, tuple[int, int]]:
+        """Where an ingest's bytes lie on this node, and the file's device and inode.
+
+        For a reader that follows the ingest as it grows (read-only). The file keeps its
+        inode when the ingest is committed (a hard link into the blobs) and loses its last
+        name when the ingest is aborted or started afresh, so a reader that opened it can tell.
+
+        Raises:
+            NotFound: if the namespace has no such ingest.
+        """
+        ...
+
 
 def adapt_info(info: Info) -> Adaptor:
     """The filter adaptor for blobs: ``digest``, ``size`` and ``labels.<key>``."""

@@ -122,7 +122,13 @@ async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
     work_dir = root / "diff"
     await asyncio.to_thread(_clean_work_dir, work_dir)
     content = ContentProxy(bus)  # same node: layers are read by path, never over the bus
-    applier = LayerApplier(content.local_path, max_size=settings.max_layer_size, work_dir=work_dir)
+    applier = LayerApplier(
+        content.local_path,
+        ingest_path=content.ingest_path,
+        follow_idle=settings.follow_idle,
+        max_size=settings.max_layer_size,
+        work_dir=work_dir,
+    )
     comparer = LayerComparer(content, work_dir)
     host = runtime.new_host(config, bus, api.API, DESCRIPTION)
     SnapshotsService(loaded, _default(settings, loaded), applier, comparer).register(host)

@@ -186,11 +186,16 @@ class Descriptor(Wire, frozen=True):
 
 
 class ApplyRequest(Wire, frozen=True):
-    """Unpack the layer blob ``diff`` onto ``mounts``; ``diff_id``: its uncompressed digest."""
+    """Unpack the layer blob ``diff`` onto ``mounts``; ``diff_id``: its uncompressed digest.
+
+    ``ref``: the node's content ingest the layer's bytes are still arriving in; unless the
+    blob is committed, the ingest's file is read as it grows, up to ``diff.size`` bytes.
+    """
 
     diff: Descriptor
     mounts: tuple[Mount, ...] = ()
     diff_id: str = ""
+    ref: str = ""
 
 
 class ApplyResponse(Wire, frozen=True):

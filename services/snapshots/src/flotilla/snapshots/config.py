@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from flotilla.common.config import Section
+from flotilla.snapshots.diff.follow import DEFAULT_IDLE
 
 __all__ = ["DEFAULT_MAX_LAYER_SIZE", "SnapshotsConfig"]
 
@@ -20,7 +21,11 @@ class SnapshotsConfig(Section, frozen=True):
             says so in its log and serves ``native`` as the default.
         max_layer_size: bytes a layer may unpack to (its uncompressed tar), so a hostile or
             broken layer cannot fill the disk; past it an apply is ResourceExhausted.
+        follow_idle: seconds an apply that follows a content ingest (its bytes still
+            arriving) waits for the ingest to appear, and then for each next byte; past it the
+            apply is DeadlineExceeded.
     """
 
     default: str = "overlayfs"
     max_layer_size: int = DEFAULT_MAX_LAYER_SIZE
+    follow_idle: float = DEFAULT_IDLE

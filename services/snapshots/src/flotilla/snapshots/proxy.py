@@ -236,9 +236,10 @@ class DiffProxy:
         mounts: Sequence[Mount],
         *,
         diff_id: str = "",
+        ref: str = "",
     ) -> Descriptor:
         request = api.ApplyRequest(
-            diff=convert.wire_descriptor(layer), mounts=tuple(mounts), diff_id=diff_id
+            diff=convert.wire_descriptor(layer), mounts=tuple(mounts), diff_id=diff_id, ref=ref
         )
         reply = await self.bus.call(
             api.APPLY, request, namespace=namespace, node=self.node, timeout=self.timeout

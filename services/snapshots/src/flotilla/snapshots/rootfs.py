@@ -32,10 +32,15 @@ DEFAULT_WORKERS = 4
 
 @dataclass(frozen=True, slots=True)
 class Layer:
-    """A layer blob and the digest of its uncompressed tar (its diffID, from the config)."""
+    """A layer blob and the digest of its uncompressed tar (its diffID, from the config).
+
+    ``ref``: the content ingest its bytes are still arriving in, if they are; the applier then
+    reads the ingest as it grows (see :meth:`~flotilla.snapshots.diff.differ.Applier.apply`).
+    """
 
     blob: Descriptor
     diff_id: str
+    ref: str = ""
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -137,7 +142,7 @@ async def _apply_one(
     if stacked:
         mounts = _stacked(mounts)
     try:
-        await applier.apply(namespace, layer.blob, mounts, diff_id=layer.diff_id)
+        await applier.apply(namespace, layer.blob, mounts, diff_id=layer.diff_id, ref=layer.ref)
     except BaseException:
         with contextlib.suppress(errdefs.ErrdefsError):
             await asyncio.shield(snapshotter.remove(namespace, key))

@@ -123,7 +123,9 @@ class SnapshotsService:
 
     async def apply(self, req: api.ApplyRequest, ctx: Context) -> api.ApplyResponse:
         layer = convert.descriptor(req.diff)
-        applied = await self.applier.apply(ctx.namespace, layer, req.mounts, diff_id=req.diff_id)
+        applied = await self.applier.apply(
+            ctx.namespace, layer, req.mounts, diff_id=req.diff_id, ref=req.ref
+        )
         return api.ApplyResponse(applied=convert.wire_descriptor(applied))
 
     async def diff(self, req: api.DiffRequest, ctx: Context) -> api.DiffResponse:

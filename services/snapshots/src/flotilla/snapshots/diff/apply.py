@@ -12,22 +12,36 @@ The target is chosen as containerd's ``apply_linux`` chooses it:
 
 The unpacking itself runs in a worker thread; a caller cancelled while it runs stops it
 before its next entry and waits until what it did is undone.
+
+Given the ``ref`` of the content ingest the layer's bytes are still arriving in, and unless the
+blob is committed already, the applier asks content for the ingest's data file (waiting up to
+the idle limit for it to appear, as the writer may start a moment after the apply) and reads
+it as it grows (:mod:`~flotilla.snapshots.diff.follow`); a cancelled caller stops that wait too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 from flotilla.common import errdefs
 from flotilla.common.mounts import Mount, option_value, read_only, temp_mount
+from flotilla.common.settle import run_settled
 from flotilla.snapshots.diff.compression import compression_of, open_tar_stream
-from flotilla.snapshots.diff.differ import LAYER_TAR, BlobPath, Descriptor
+from flotilla.snapshots.diff.differ import LAYER_TAR, BlobPath, Descriptor, IngestPath
+from flotilla.snapshots.diff.follow import DEFAULT_IDLE, GrowingFile
 from flotilla.snapshots.diff.unpack import Unpacked, Whiteouts, unpack
 
 __all__ = ["LayerApplier", "target_of"]
+
+# Seconds between two looks for a blob or an ingest that is not there yet (doubling).
+_LOOK_MIN: Final = 0.01
+_LOOK_MAX: Final = 0.25
 
 
 def target_of(mounts: Sequence[Mount]) -> tuple[Path, Whiteouts] | None:
@@ -55,6 +69,10 @@ class LayerApplier:
 
     Args:
         blob_path: where a namespace's blob lies on this node's disk.
+        ingest_path: where a namespace's ingest's file lies on this node's disk; without it
+            an apply's ``ref`` is ignored and only committed blobs are read.
+        follow_idle: seconds an apply with a ``ref`` waits for the blob or the ingest to
+            appear, and then for each next byte of the ingest.
         max_size: the most bytes a layer may unpack to (its uncompressed tar); no limit when
             ``None``.
         work_dir: where temporary mount points are made; the system's temporary directory
@@ -62,9 +80,17 @@ class LayerApplier:
     """
 
     def __init__(
-        self, blob_path: BlobPath, *, max_size: int | None = None, work_dir: Path | None = None
+        self,
+        blob_path: BlobPath,
+        *,
+        ingest_path: IngestPath | None = None,
+        follow_idle: float = DEFAULT_IDLE,
+        max_size: int | None = None,
+        work_dir: Path | None = None,
     ) -> None:
         self._blob_path = blob_path
+        self._ingest_path = ingest_path
+        self._follow_idle = follow_idle
         self._max_size = max_size
         self._work_dir = work_dir
 
@@ -75,27 +101,72 @@ class LayerApplier:
         mounts: Sequence[Mount],
         *,
         diff_id: str = "",
+        ref: str = "",
     ) -> Descriptor:
         """Unpack ``layer`` onto ``mounts`` (see :meth:`.differ.Applier.apply`)."""
         compression_of(layer.media_type)  # an unknown media type fails before any work
         if not mounts:
             raise errdefs.InvalidArgument(f"apply layer {layer.digest}: no mounts")
-        path = await self._blob_path(namespace, layer.digest)
         stop = threading.Event()
-        work = asyncio.ensure_future(
-            asyncio.to_thread(self._apply, path, layer, list(mounts), diff_id, stop)
-        )
+        if ref and self._ingest_path is not None:
+            blob = await self._follow(self._ingest_path, namespace, layer, ref, stop)
+        else:
+            blob = await self._blob_path(namespace, layer.digest)
         try:
-            unpacked = await asyncio.shield(work)
-        except asyncio.CancelledError:
-            stop.set()
-            await asyncio.wait([work])  # the files are ours until the thread is done
-            raise
+            work = asyncio.ensure_future(
+                asyncio.to_thread(self._apply, blob, layer, list(mounts), diff_id, stop)
+            )
+            try:
+                unpacked = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                stop.set()  # also wakes a read waiting for the ingest's next bytes
+                await asyncio.wait([work])  # the files are ours until the thread is done
+                raise
+        finally:
+            if isinstance(blob, GrowingFile):
+                blob.close()
         return Descriptor(media_type=LAYER_TAR, digest=unpacked.digest, size=unpacked.size)
+
+    async def _follow(
+        self,
+        ingest_path: IngestPath,
+        namespace: str,
+        layer: Descriptor,
+        ref: str,
+        stop: threading.Event,
+    ) -> Path | GrowingFile:
+        """The committed blob's path, or else the ingest's file opened to read as it grows.
+
+        Looks for either (more and more rarely) until one appears or the idle limit passes.
+        """
+        label = f"layer {layer.digest} (ingest {ref!r})"
+        if layer.size <= 0:
+            raise errdefs.InvalidArgument(f"{label}: following an ingest needs the layer's size")
+        loop = asyncio.get_running_loop()
+        give_up, pause = loop.time() + self._follow_idle, _LOOK_MIN
+        while True:
+            with contextlib.suppress(errdefs.NotFound):
+                return await self._blob_path(namespace, layer.digest)
+            with contextlib.suppress(errdefs.NotFound):
+                path, file_id = await ingest_path(namespace, ref)
+                opener = functools.partial(
+                    GrowingFile.open, label=label, idle=self._follow_idle, stop=stop
+                )
+                opened = await run_settled(None, opener, path, file_id, layer.size, discard=_close)
+                if opened is not None:
+                    return opened
+                # Committed or aborted since content answered, or started afresh: look again.
+            if loop.time() >= give_up:
+                raise errdefs.DeadlineExceeded(
+                    f"{label}: neither the blob nor the ingest appeared "
+                    f"in namespace {namespace} within {self._follow_idle:g} s"
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _LOOK_MAX)
 
     def _apply(
         self,
-        path: Path,
+        path: Path | GrowingFile,
         layer: Descriptor,
         mounts: list[Mount],
         diff_id: str,
@@ -114,7 +185,7 @@ class LayerApplier:
 
     def _unpack(
         self,
-        path: Path,
+        path: Path | GrowingFile,
         layer: Descriptor,
         root: Path,
         whiteouts: Whiteouts,
@@ -135,3 +206,8 @@ class LayerApplier:
             if layer.digest in err.message:
                 raise
             raise type(err)(f"layer {layer.digest}: {err.message}") from err
+
+
+def _close(file: GrowingFile | None) -> None:
+    if file is not None:
+        file.close()

@@ -7,13 +7,16 @@ reader in a thread of its own (the unpacker's) inflates beside the threads that 
 
 Every decompressor failure (corrupt data, a truncated stream, a bad checksum) surfaces from
 ``read`` as an :class:`~flotilla.common.errdefs.InvalidArgument` naming the layer; reading
-never blocks on a stream that ended early.
+never blocks on a stream that ended early. The blob is a committed file (a path), or an open
+:class:`BlobFile` such as :class:`~flotilla.snapshots.diff.follow.GrowingFile`, whose bytes
+may still be arriving: its reads wait for them, and raise its own errors.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +34,16 @@ from flotilla.snapshots.diff.differ import (
     LAYER_ZSTD,
 )
 
-__all__ = ["CHUNK", "GZIP", "PLAIN", "ZSTD", "Readable", "compression_of", "open_tar_stream"]
+__all__ = [
+    "CHUNK",
+    "GZIP",
+    "PLAIN",
+    "ZSTD",
+    "BlobFile",
+    "Readable",
+    "compression_of",
+    "open_tar_stream",
+]
 
 CHUNK: Final = 1 << 20
 """How much one read asks of the file and of the decompressor."""
@@ -69,6 +81,41 @@ class Readable(Protocol):
         ...
 
 
+class BlobFile(Protocol):
+    """An open layer blob: a raw binary file that also tells its first bytes and its length.
+
+    Its reads (``read``, ``readinto``) may wait for bytes still arriving.
+    """
+
+    @property
+    def size(self) -> int:
+        """The blob's length in bytes."""
+        ...
+
+    def head(self, size: int, /) -> bytes:
+        """The blob's first ``size`` bytes (fewer only when it is shorter)."""
+        ...
+
+    def fileno(self) -> int:
+        """The file's descriptor."""
+        ...
+
+    def read(self, size: int = -1, /) -> bytes:
+        """The next bytes; ``b""`` at the blob's end."""
+        ...
+
+
+class _WholeFile(io.FileIO):
+    """A committed blob's file: all of its bytes are there."""
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self.fileno()).st_size
+
+    def head(self, size: int, /) -> bytes:
+        return os.pread(self.fileno(), size, 0)
+
+
 def compression_of(media_type: str) -> str:
     """:data:`GZIP`, :data:`ZSTD` or :data:`PLAIN` for a layer media type.
 
@@ -82,32 +129,37 @@ def compression_of(media_type: str) -> str:
 
 
 @contextlib.contextmanager
-def open_tar_stream(path: Path, media_type: str, *, name: str = "") -> Iterator[Readable]:
-    """The uncompressed tar bytes of the layer blob at ``path``, for the ``with`` block.
+def open_tar_stream(
+    blob: Path | BlobFile, media_type: str, *, name: str = ""
+) -> Iterator[Readable]:
+    """The uncompressed tar bytes of the layer ``blob``, for the ``with`` block.
 
     Args:
-        path: the blob file.
+        blob: the blob's file (opened and closed here), or an open :class:`BlobFile`, which
+            stays open: its owner closes it.
         media_type: the layer's media type (OCI or Docker; tar, gzip or zstd).
         name: what errors call the layer (e.g. its digest); the path when empty.
 
     Raises:
         InvalidArgument: an unknown media type, or bytes that are not what it says.
-        NotFound: no file at ``path``.
+        NotFound: no file at ``blob``.
     """
     kind = compression_of(media_type)
-    label = name or str(path)
-    try:
-        file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the stack below
-    except OSError as err:
-        raise errdefs.from_os_error(err, f"layer {label}") from err
+    label = name or str(blob)
     with contextlib.ExitStack() as stack:
-        stack.callback(file.close)
-        _check_magic(file, kind, label)
+        file = stack.enter_context(_open(blob, label)) if isinstance(blob, Path) else blob
+        _check_magic(file.head(4), kind, label)
         yield _Checked(stack.enter_context(_decompressor(file, kind, label)), label)
 
 
-def _check_magic(file: BinaryIO, kind: str, label: str) -> None:
-    head = os.pread(file.fileno(), 4, 0)
+def _open(path: Path, label: str) -> _WholeFile:
+    try:
+        return _WholeFile(path, "rb")
+    except OSError as err:
+        raise errdefs.from_os_error(err, f"layer {label}") from err
+
+
+def _check_magic(head: bytes, kind: str, label: str) -> None:
     gzip_bytes = head.startswith(_GZIP_MAGIC)
     zstd_bytes = head == _ZSTD_MAGIC or _skippable(head)
     if kind == GZIP and not gzip_bytes:
@@ -124,15 +176,17 @@ def _skippable(head: bytes) -> bool:
 
 
 @contextlib.contextmanager
-def _decompressor(file: BinaryIO, kind: str, label: str) -> Iterator[Readable]:
+def _decompressor(file: BlobFile, kind: str, label: str) -> Iterator[Readable]:
     if kind == PLAIN:
         yield file
     elif kind == GZIP:
         with igzip.open(file, "rb") as reader:  # type: ignore[no-untyped-call]
             yield reader
     else:
+        # A raw binary file is all the reader uses of it (``read``), whatever its class.
+        source = cast("BinaryIO", file)
         with zstandard.ZstdDecompressor().stream_reader(
-            file, read_size=CHUNK, read_across_frames=True, closefd=False
+            source, read_size=CHUNK, read_across_frames=True, closefd=False
         ) as reader:
             yield _WholeZstd(reader, file, label)
 
@@ -145,7 +199,7 @@ class _WholeZstd:
     as many blocks as were just decompressed), which tells a truncated blob from a whole one.
     """
 
-    def __init__(self, reader: Readable, file: BinaryIO, label: str) -> None:
+    def __init__(self, reader: Readable, file: BlobFile, label: str) -> None:
         self._reader = reader
         self._file = file
         self._label = label
@@ -154,8 +208,7 @@ class _WholeZstd:
     def read(self, size: int, /) -> bytes:
         data = self._reader.read(size)
         if not data and not self._whole:
-            fd = self._file.fileno()
-            if not _whole_zstd_frames(fd, os.fstat(fd).st_size):
+            if not _whole_zstd_frames(self._file.fileno(), self._file.size):
                 raise errdefs.InvalidArgument(f"layer {self._label}: truncated zstd stream")
             self._whole = True
         return data

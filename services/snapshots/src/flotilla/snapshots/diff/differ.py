@@ -24,6 +24,7 @@ __all__ = [
     "BlobPath",
     "Comparer",
     "Descriptor",
+    "IngestPath",
 ]
 
 LAYER_TAR: Final = "application/vnd.oci.image.layer.v1.tar"
@@ -37,6 +38,10 @@ UNCOMPRESSED_LABEL: Final = "containerd.io/uncompressed"
 BlobPath = Callable[[str, str], Awaitable[Path]]
 """``(namespace, digest) -> path``: where a blob the namespace sees lies on this node's disk
 (content's ``blob_path`` locally, ``ContentProxy.local_path`` from another process)."""
+
+IngestPath = Callable[[str, str], Awaitable[tuple[Path, str]]]
+"""``(namespace, ref) -> (path, file_id)``: where an ingest's data file lies on this node, and
+its ``<device>:<inode>`` (``ContentProxy.ingest_path``); NotFound while there is no such ingest."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +71,7 @@ class Applier(Protocol):
         mounts: Sequence[Mount],
         *,
         diff_id: str = "",
+        ref: str = "",
     ) -> Descriptor:
         """Unpack the blob ``layer`` (from the namespace's content) onto ``mounts``.
 
@@ -74,6 +80,10 @@ class Applier(Protocol):
             layer: the layer blob (tar, gzip or zstd; OCI or Docker media type).
             mounts: an active snapshot's mounts, as a snapshotter answered them.
             diff_id: when given, the digest the uncompressed tar must have.
+            ref: the content ingest the layer's bytes are still arriving in, if they are.
+                Unless the blob is committed already, the ingest's file is read as it grows
+                (waiting a while for the ingest to appear) up to ``layer.size`` bytes; the
+                ingest's commit, not the applier, verifies those bytes' digest.
 
         Returns:
             The uncompressed tar's descriptor (:data:`LAYER_TAR`, its digest = the diffID,
@@ -86,6 +96,9 @@ class Applier(Protocol):
             FailedPrecondition: the uncompressed digest is not ``diff_id``.
             ResourceExhausted: the layer unpacks to more than the configured limit, or the
                 disk is full.
+            Aborted: (with ``ref``) the ingest was aborted before all the bytes arrived.
+            DeadlineExceeded: (with ``ref``) neither the blob nor the ingest appeared, or no
+                new bytes arrived, for the configured idle limit.
         """
         ...
 
