@@ -149,7 +149,10 @@ class Authorizer:
         return True
 
     async def _token(self, host: str, handler: _Bearer, scopes: Iterable[str]) -> str:
-        key = scope_key([*scopes, *handler.scopes])
+        # The request's own scopes; the challenge's only for a request that names none.
+        # (containerd adds the first challenge's scopes to every later token of the host,
+        # which asks for more than a request needs once a second repository is used.)
+        key = scope_key(scopes) or scope_key(handler.scopes)
         loop = asyncio.get_running_loop()
         entry = handler.tokens.get(key)
         if entry is None or (entry.task.done() and loop.time() >= entry.expires_at):

@@ -200,4 +200,17 @@ class Transport:
         except aiohttp.ClientSSLError:
             raise
         except (aiohttp.ClientError, TimeoutError) as err:
+            # aiohttp wraps what the body iterator raised (a refused stream) in a send error.
+            own = _errdefs_cause(err)
+            if own is not None:
+                raise own from None
             raise transport_error(call.endpoint.host, call.what, err) from err
+
+
+def _errdefs_cause(err: BaseException) -> errdefs.ErrdefsError | None:
+    seen: BaseException | None = err
+    for _ in range(8):  # a short chain; never loop on a cycle
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if seen is None or isinstance(seen, errdefs.ErrdefsError):
+            return seen
+    return None
