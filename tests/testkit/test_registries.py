@@ -426,3 +426,57 @@ async def test_token_flow_and_push_pass_through_the_proxy(
     assert any(h.get("Authorization", "").startswith("Bearer ") for _, _, h in proxy.requests)
     assert token_registry.token_server is not None
     assert token_registry.token_server.requests
+
+
+async def test_manifest_faults_by_digest_hit_tag_and_digest_gets(
+    faulty: FaultyRegistry, published_images: PublishedImages
+) -> None:
+    busybox = published_images.images.busybox
+    blobs = busybox.layout / "blobs" / "sha256"
+    manifest = (blobs / busybox.digest.split(":")[1]).read_bytes()
+    faulty.truncate(busybox.digest, 10)
+    headers = {"Accept": MANIFEST_ACCEPT}
+    async with aiohttp.ClientSession() as http:
+        for reference in ("latest", busybox.digest):
+            url = f"{faulty.url}/v2/busybox/manifests/{reference}"
+            async with http.head(url, headers=headers) as resp:
+                assert resp.content_length == len(manifest)
+            async with http.get(url, headers=headers) as resp:
+                assert resp.content_length == len(manifest)
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    await resp.read()
+        faulty.reset()
+        async with http.get(f"{faulty.url}/v2/busybox/manifests/latest", headers=headers) as r:
+            assert await r.read() == manifest
+
+
+async def test_fail_answers_matching_requests_with_an_error_then_forwards(
+    faulty: FaultyRegistry, published_images: PublishedImages
+) -> None:
+    digest, data = _layer(published_images.images.busybox)
+    faulty.fail(r"/blobs/sha256:", 503, method="GET", times=2)
+    url = _blob_url(faulty, "busybox", digest)
+    async with aiohttp.ClientSession() as http:
+        async with http.head(url) as resp:
+            assert resp.status == 200  # HEAD is not GET
+        statuses = []
+        for _ in range(3):
+            async with http.get(url) as resp:
+                statuses.append(resp.status)
+                body = await resp.read()
+    assert statuses == [503, 503, 200]
+    assert body == data
+    assert faulty.ranges[digest] == [None]  # the failed GETs never reached the registry
+
+
+async def test_scopes_joined_with_spaces_count_as_several() -> None:
+    async with token_server({"u": "p"}) as ts, aiohttp.ClientSession() as http:
+        params = {"service": ts.service, "scope": "repository:a:pull repository:b:pull,push"}
+        auth = {"Authorization": basic_auth("u", "p")}
+        async with http.get(ts.realm, params=params, headers=auth) as resp:
+            token = (await resp.json())["token"]
+    assert ts.requests[0].scopes == ("repository:a:pull", "repository:b:pull,push")
+    assert _claims(token)["access"] == [
+        {"type": "repository", "name": "a", "actions": ["pull"]},
+        {"type": "repository", "name": "b", "actions": ["pull", "push"]},
+    ]

@@ -64,6 +64,14 @@ class _Drop:
     times: int
 
 
+@dataclass
+class _Failure:
+    pattern: re.Pattern[str]
+    method: str | None
+    status: int
+    times: int
+
+
 @dataclass(frozen=True)
 class _Ticket:
     """What a redirected blob URL stands for: the blob and how to fetch it upstream."""
@@ -100,6 +108,7 @@ class FaultyRegistry:
     _drops: dict[str, _Drop] = field(default_factory=dict)
     _giants: dict[str, int] = field(default_factory=dict)
     _giant_digests: dict[int, str] = field(default_factory=dict)
+    _failures: list[_Failure] = field(default_factory=list)
     _redirect: bool = False
     _basic: tuple[str, str] | None = None
     _tickets: dict[str, _Ticket] = field(default_factory=dict)
@@ -121,6 +130,9 @@ class FaultyRegistry:
         return f"127.0.0.1:{self.blob_port}"
 
     # The knobs.
+
+    # Blob faults also hit a manifest GET whose digest (in the path, or the registry's
+    # Docker-Content-Digest for a tag) is the one given.
 
     def corrupt(self, digest: str) -> None:
         """Serve blob ``digest`` with its middle byte flipped (same length, wrong digest)."""
@@ -157,8 +169,22 @@ class FaultyRegistry:
         """Make the proxy itself demand basic auth as ``user`` (None: stop demanding it)."""
         self._basic = None if user is None else (user, password)
 
+    def fail(
+        self, path: str, status: int = 500, *, method: str | None = None, times: int = 1
+    ) -> None:
+        """Answer the next ``times`` requests whose path matches ``path`` with ``status``.
+
+        Args:
+            path: A regular expression searched for in the request path (with its query).
+            status: The HTTP status to answer with (the body is a registry error document).
+            method: Only requests with this method (None: any method).
+            times: How many requests to fail before forwarding again.
+        """
+        self._failures.append(_Failure(re.compile(path), method, status, times))
+
     def reset(self) -> None:
         """Switch every fault off (the records stay)."""
+        self._failures.clear()
         self._corrupt.clear()
         self._truncate.clear()
         self._drops.clear()
@@ -173,6 +199,9 @@ class FaultyRegistry:
         self.requests.append(SeenRequest(request.method, request.path_qs, _copy(request.headers)))
         if not self._admits(request):
             return _unauthorized()
+        failure = self._failure(request)
+        if failure is not None:
+            return _error(failure)
         if request.method in ("GET", "HEAD"):
             blob = _BLOB.match(request.path)
             if blob and request.method == "GET" and self._redirect:
@@ -180,10 +209,21 @@ class FaultyRegistry:
             manifest = _MANIFEST.match(request.path)
             if manifest and manifest["reference"] in self._giants:
                 return await self._giant(request, self._giants[manifest["reference"]])
-            if blob:
+            if blob or manifest:
                 auth = self._authorization(request)
-                return await self._fetch_blob(request, request.path_qs, blob["digest"], auth)
+                digest = blob["digest"] if blob else None
+                return await self._fetch(request, request.path_qs, digest, auth)
         return await self._forward(request)
+
+    def _failure(self, request: web.Request) -> int | None:
+        """The status to fail ``request`` with, if a ``fail()`` matches it (using one up)."""
+        for failure in self._failures:
+            if failure.times <= 0 or failure.method not in (None, request.method):
+                continue
+            if failure.pattern.search(request.path_qs):
+                failure.times -= 1
+                return failure.status
+        return None
 
     def _admits(self, request: web.Request) -> bool:
         """Whether the proxy's own basic auth, if on, lets ``request`` in."""
@@ -222,21 +262,27 @@ class FaultyRegistry:
         ) as upstream:
             return await _relay(request, upstream)
 
-    async def _fetch_blob(
-        self, request: web.Request, path: str, digest: str, authorization: str | None
+    async def _fetch(
+        self, request: web.Request, path: str, blob: str | None, authorization: str | None
     ) -> web.StreamResponse:
-        """Serve a blob from upstream ``path``, with whatever faults are on for ``digest``."""
+        """Serve a blob (digest ``blob``) or a manifest from upstream ``path``, faults applied."""
         headers = self._upstream_headers(request, authorization)
         if request.match_info.get("key"):
             headers.popall("Host", None)  # the blob host fetches for itself
-        if request.method == "GET":
-            self.ranges.setdefault(digest, []).append(request.headers.get("Range"))
+        if request.method == "GET" and blob is not None:
+            self.ranges.setdefault(blob, []).append(request.headers.get("Range"))
         async with self._http.request(
             request.method, self.upstream + path, headers=headers, allow_redirects=False
         ) as upstream:
+            digest = blob if blob is not None else upstream.headers.get("Docker-Content-Digest")
             if request.method != "GET" or upstream.status not in (200, 206):
                 return await _relay(request, upstream)
+            if digest is None or (blob is None and not self._faulted(digest)):
+                return await _relay(request, upstream)
             return await self._faulty_body(request, upstream, digest)
+
+    def _faulted(self, digest: str) -> bool:
+        return digest in self._corrupt or digest in self._truncate or digest in self._drops
 
     async def _faulty_body(
         self, request: web.Request, upstream: aiohttp.ClientResponse, digest: str
@@ -278,7 +324,7 @@ class FaultyRegistry:
         if ticket is None or request.method not in ("GET", "HEAD"):
             return web.Response(status=404, text="no such blob URL\n")
         path = f"/v2/{ticket.name}/blobs/{ticket.digest}"
-        return await self._fetch_blob(request, path, ticket.digest, ticket.authorization)
+        return await self._fetch(request, path, ticket.digest, ticket.authorization)
 
     async def _giant(self, request: web.Request, size: int) -> web.StreamResponse:
         digest = self._giant_digests.get(size)
@@ -305,6 +351,12 @@ class FaultyRegistry:
 
 def _copy(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     return CIMultiDict(headers)
+
+
+def _error(status: int) -> web.Response:
+    """A registry error document with ``status``, as distribution answers."""
+    error = {"code": "UNKNOWN", "message": f"injected failure (HTTP {status})"}
+    return web.json_response({"errors": [error]}, status=status)
 
 
 def _unauthorized() -> web.Response:

@@ -165,7 +165,8 @@ class TokenServer:
         """``GET /token`` (the token protocol) and ``POST /token`` (OAuth2)."""
         if request.method == "POST":
             return await self._oauth(request)
-        scopes = tuple(request.query.getall("scope", []))
+        # Clients repeat ``scope``; some also join scopes with spaces (as the OAuth2 form does).
+        scopes = tuple(s for param in request.query.getall("scope", []) for s in param.split())
         service = request.query.get("service")
         basic = request.headers.get("Authorization", "").lower().startswith("basic ")
         user, ok = self._login(request.headers.get("Authorization"))
