@@ -16,6 +16,7 @@ from tests.archive.kit import (
     desc,
     digest,
     file,
+    hardlink,
     layer_tar,
     layout_entries,
     named,
@@ -197,3 +198,21 @@ async def test_a_docker_save_tarball_becomes_schema2_manifests(
 def canonical_go(value: object) -> bytes:
     """JSON as Go's encoding/json writes a struct: no spaces, fields in declared order."""
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+async def test_links_inside_the_archive_name_their_targets(
+    tmp_path: Path, store: LocalStore
+) -> None:
+    image = tiny_image()
+    entries = layout_entries((image, named(image.target, "links:1")))
+    config, layer = blob_name(image.config), blob_name(image.layers[0])
+    moved = [file("store/config", image.blobs[image.config]), hardlink(config, "store/config")]
+    moved += [
+        file("store/layer", image.blobs[image.layers[0]]),
+        symlink(layer, "../../store/layer"),
+    ]
+    tar = write_tar(tmp_path / "links.tar", [*moved, *without(without(entries, config), layer)])
+
+    await import_archive(tar, store, NS)
+
+    assert set(await blobs_in(store, NS)) == set(image.blobs)
