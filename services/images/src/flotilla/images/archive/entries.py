@@ -15,7 +15,7 @@ naming the entry. :func:`tarfile.data_filter` checks every entry as well, behind
 
 from __future__ import annotations
 
-import gzip
+import lzma
 import posixpath
 import tarfile
 import zlib
@@ -23,10 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
-from flotilla.common.errdefs import InvalidArgument, NotFound, ResourceExhausted
+from flotilla.common.errdefs import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from flotilla.images.oci import MAX_DOCUMENT
 
-__all__ = ["CONTROL", "MAX_DOCUMENTS", "Catalog", "clean_name", "scan"]
+__all__ = ["CONTROL", "CORRUPT", "MAX_DOCUMENTS", "Catalog", "clean_name", "scan"]
 
 CONTROL: Final = frozenset({"oci-layout", "index.json", "manifest.json"})
 """The files that say what an archive is; always kept in memory."""
@@ -39,7 +44,8 @@ _END: Final = b"\0" * (2 * _BLOCK)
 _HOPS: Final = 16
 # Where tarfile's data filter believes the archive is extracted: only its lexical checks count.
 _ROOT: Final = "/nonexistent/archive"
-_CORRUPT: Final = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+CORRUPT: Final = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
+"""What reading a broken archive raises (gzip's BadGzipFile and bz2's errors are OSErrors)."""
 
 
 @dataclass
@@ -118,9 +124,11 @@ def scan(path: Path) -> Catalog:
         tar = tarfile.open(path, "r:*")  # noqa: SIM115 - the catalog owns it
     except FileNotFoundError:
         raise NotFound(f"{path}: no such file") from None
+    except PermissionError:
+        raise PermissionDenied(f"{path}: permission denied") from None
     except IsADirectoryError:
         raise InvalidArgument(f"{path}: a directory, not a tar archive") from None
-    except _CORRUPT as err:
+    except CORRUPT as err:
         raise InvalidArgument(f"{path}: not a tar archive (plain or gzip): {err}") from None
     catalog = Catalog(path, tar)
     try:
@@ -149,7 +157,7 @@ def _read_entries(catalog: Catalog) -> None:
                 catalog.links[name] = _link_target(catalog.path, name, member)
             _data_filter(catalog.path, member)
         _check_complete(catalog, last)
-    except _CORRUPT as err:
+    except CORRUPT as err:
         where = f" after tar entry {last.name!r}" if last else ""
         raise InvalidArgument(f"{catalog.path}: truncated or corrupt{where}: {err}") from None
 

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import itertools
-import tarfile
 import uuid
-import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Final
@@ -26,14 +23,13 @@ from flotilla.common.digests import Digest, Hasher
 from flotilla.common.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from flotilla.content.store import Info, Store, Writer
 from flotilla.images import oci
-from flotilla.images.archive.entries import Catalog
+from flotilla.images.archive.entries import CORRUPT, Catalog
 from flotilla.images.archive.plan import Blob
 
 __all__ = ["CHUNK", "Ingest", "Written"]
 
 CHUNK: Final = 1 << 20
 _HEAD: Final = 16
-_BROKEN: Final = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 _Copy = Callable[[Writer], Awaitable[tuple[int, str, bytes]]]
 
 
@@ -153,19 +149,15 @@ class Ingest:
         member = blob.member
         algorithm = digests.parse(blob.desc.digest).algorithm if blob.desc else digests.CANONICAL
         hasher = digests.hasher(algorithm)
-        try:
-            reader = await asyncio.to_thread(self._catalog.open, member)
-            head, remaining = b"", member.size
-            while remaining:
-                chunk = await asyncio.to_thread(_read, reader, hasher, min(CHUNK, remaining))
-                if not head:
-                    head = chunk[:_HEAD]
-                await writer.write(chunk)
-                remaining -= len(chunk)
-        except _BROKEN as err:
-            raise InvalidArgument(
-                f"{self._catalog.path}: {blob.entry}: archive truncated or corrupt: {err}"
-            ) from None
+        where = f"{self._catalog.path}: {blob.entry}"
+        reader = await asyncio.to_thread(self._catalog.open, member)
+        head, remaining = b"", member.size
+        while remaining:
+            chunk = await asyncio.to_thread(_read, reader, hasher, min(CHUNK, remaining), where)
+            if not head:
+                head = chunk[:_HEAD]
+            await writer.write(chunk)
+            remaining -= len(chunk)
         if check_head is not None:
             check_head(head)
         digest = blob.desc.digest if blob.desc else str(Digest.of(hasher))
@@ -176,10 +168,17 @@ class Ingest:
             await self._store.abort(self._namespace, ref)
 
 
-def _read(reader: IO[bytes], hasher: Hasher, size: int) -> bytes:
-    """Up to ``size`` bytes, hashed; in a worker thread."""
-    chunk = reader.read(size)
+def _read(reader: IO[bytes], hasher: Hasher, size: int, where: str) -> bytes:
+    """Up to ``size`` bytes, hashed; in a worker thread.
+
+    Raises:
+        InvalidArgument: the archive cannot be read there (cut short, corrupt, unreadable).
+    """
+    try:
+        chunk = reader.read(size)
+    except CORRUPT as err:
+        raise InvalidArgument(f"{where}: archive truncated or corrupt: {err}") from None
     if not chunk:
-        raise tarfile.ReadError("unexpected end of data")
+        raise InvalidArgument(f"{where}: archive truncated: unexpected end of data")
     hasher.update(chunk)
     return chunk
