@@ -480,3 +480,23 @@ async def test_scopes_joined_with_spaces_count_as_several() -> None:
         {"type": "repository", "name": "a", "actions": ["pull"]},
         {"type": "repository", "name": "b", "actions": ["pull", "push"]},
     ]
+
+
+async def test_without_oauth_a_post_gets_405(token_registry: AuthRegistry) -> None:
+    ts = token_registry.token_server
+    assert ts is not None
+    ts.oauth = False
+    form = {"grant_type": "password", "username": "flotilla", "password": "secret"}
+    async with aiohttp.ClientSession() as http, http.post(ts.realm, data=form) as resp:
+        assert resp.status == 405
+    assert [(r.method, r.status) for r in ts.requests] == [("POST", 405)]
+
+
+async def test_expired_tokens_are_refused_by_the_registry(token_registry: AuthRegistry) -> None:
+    reg, ts = token_registry.registry, token_registry.token_server
+    assert ts is not None
+    url, accept = f"{reg.url}/v2/busybox/manifests/latest", {"Accept": MANIFEST_ACCEPT}
+    ts.ttl = -120  # past the registry's 60 s of leeway
+    assert (await reg.get(url, headers=accept)).status == 401
+    ts.ttl = 300
+    assert (await reg.get(url, headers=accept)).status == 200

@@ -10,7 +10,8 @@ Usage::
 
 Everything it does not fault is forwarded as it came (``Host`` too, so the registry's upload
 ``Location`` URLs point back at the proxy) and the answers are streamed back. Faults apply to
-blob bodies wherever they are served: by the proxy, or by its blob host after a redirect.
+blob bodies wherever they are served: by the proxy, or by its blob host after a redirect; and
+to manifests fetched by that digest (or by a tag the registry resolves to it).
 """
 
 from __future__ import annotations

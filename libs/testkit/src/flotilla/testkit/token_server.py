@@ -137,7 +137,9 @@ class TokenServer:
         users: Name -> password of the users it knows.
         anonymous_pull: Whether anonymous requests get pull access.
         ttl: Token lifetime in seconds.
-        requests: Every token request it saw, in order.
+        oauth: Whether it answers the OAuth2 ``POST`` (if not: 405, as registries without
+            it do, and clients fall back to ``GET``).
+        requests: Every token request it saw, in order (refused ones included).
     """
 
     port: int
@@ -147,6 +149,7 @@ class TokenServer:
     users: Mapping[str, str]
     anonymous_pull: bool = False
     ttl: int = 300
+    oauth: bool = True
     requests: list[TokenRequest] = field(default_factory=list)
     _signer: _Signer | None = None
     _refresh: dict[str, str] = field(default_factory=dict)  # refresh token -> user
@@ -163,8 +166,11 @@ class TokenServer:
 
     async def handle(self, request: web.Request) -> web.Response:
         """``GET /token`` (the token protocol) and ``POST /token`` (OAuth2)."""
-        if request.method == "POST":
+        if request.method == "POST" and self.oauth:
             return await self._oauth(request)
+        if request.method != "GET":
+            self.requests.append(TokenRequest(None, (), False, request.method, None, 405))
+            return web.json_response({"errors": [{"code": "UNSUPPORTED"}]}, status=405)
         # Clients repeat ``scope``; some also join scopes with spaces (as the OAuth2 form does).
         scopes = tuple(s for param in request.query.getall("scope", []) for s in param.split())
         service = request.query.get("service")
@@ -263,6 +269,7 @@ async def token_server(
     service: str = DEFAULT_SERVICE,
     issuer: str = DEFAULT_ISSUER,
     ttl: int = 300,
+    oauth: bool = True,
 ) -> AsyncIterator[TokenServer]:
     """Run a token server on a free 127.0.0.1 port.
 
@@ -271,14 +278,16 @@ async def token_server(
         anonymous_pull: Give anonymous requests pull access (otherwise they get 401).
         service: The registry's name.
         issuer: The tokens' issuer.
-        ttl: Token lifetime in seconds.
+        ttl: Token lifetime in seconds. The registry allows 60 s of clock skew past it: a
+            ``ttl`` below -60 issues tokens it refuses at once (settable later as ``ts.ttl``).
+        oauth: Answer the OAuth2 ``POST`` form (otherwise 405); settable later as ``ts.oauth``.
     """
     directory = Path(tempfile.mkdtemp(prefix="flotilla-token-"))
     try:
         signer = _Signer(issuer)
         bundle = directory / "root.pem"
         bundle.write_bytes(signer.pem())
-        server = TokenServer(0, service, issuer, bundle, dict(users), anonymous_pull, ttl)
+        server = TokenServer(0, service, issuer, bundle, dict(users), anonymous_pull, ttl, oauth)
         server._signer = signer
         app = web.Application()
         app.router.add_route("*", "/token", server.handle)
