@@ -157,6 +157,8 @@ class Authorizer:
         entry = handler.tokens.get(key)
         if entry is None or (entry.task.done() and loop.time() >= entry.expires_at):
             task = loop.create_task(self._fetch_token(host, handler, key))
+            # Every waiter may be gone (cancelled) by the time it fails: mark it retrieved.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
             entry = handler.tokens[key] = _Token(task)
         try:
             token, lifetime = await asyncio.shield(entry.task)

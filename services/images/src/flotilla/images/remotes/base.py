@@ -78,20 +78,21 @@ class RepoContext:
     ) -> _T:
         """``attempt(endpoint, is_last)`` on each endpoint until one succeeds.
 
-        The error raised when all fail is the most telling one, as in containerd: a refusal
-        or a malformed answer before a missing object, which comes before a dead connection;
-        among equals the later endpoint's (the registry itself comes last, after its mirrors).
+        When all fail, the last endpoint's error is raised (the registry itself comes after
+        its mirrors), unless it could not be reached: then the most telling one, as containerd
+        ranks them: a refusal or a malformed answer before a missing object, which comes
+        before a dead connection.
         """
         endpoints = self.with_capability(capability)
-        best: errdefs.ErrdefsError | None = None
+        errors: list[errdefs.ErrdefsError] = []
         for i, endpoint in enumerate(endpoints):
             try:
                 return await attempt(endpoint, i == len(endpoints) - 1)
             except errdefs.ErrdefsError as err:
-                if best is None or _rank(err) >= _rank(best):
-                    best = err
-        assert best is not None  # with_capability returned at least one endpoint
-        raise best
+                errors.append(err)
+        if isinstance(errors[-1], errdefs.Unavailable):
+            raise max(reversed(errors), key=_rank)  # among equals, the later endpoint's
+        raise errors[-1]
 
     async def fail(
         self, resp: aiohttp.ClientResponse, host: str, what: str

@@ -201,7 +201,7 @@ def _location(resp: aiohttp.ClientResponse, host: str, what: str) -> yarl.URL:
     if not location:
         resp.release()
         raise errdefs.InvalidArgument(f"registry {host}: {what}: upload answer has no Location")
-    return resp.url.join(yarl.URL(location))
+    return resp.url.join(yarl.URL(location, encoded=True))
 
 
 def _check_digest_header(resp: aiohttp.ClientResponse, host: str, what: str, digest: str) -> None:

@@ -119,7 +119,7 @@ class Transport:
             if not (follow and resp.status in _REDIRECTS and location):
                 return resp
             resp.release()
-            url = url.join(yarl.URL(location))
+            url = url.join(yarl.URL(location, encoded=True))  # signed URLs stay as sent
             if url.scheme not in ("http", "https"):
                 raise errdefs.InvalidArgument(
                     f"registry {call.endpoint.host}: {call.what}: redirected to a {url.scheme} URL"
