@@ -3,7 +3,7 @@
 :func:`scan` reads the archive once (in a worker thread) and keeps a :class:`Catalog`: the
 regular files by their cleaned names, the links and what they name, and the small JSON
 documents (``oci-layout``, ``index.json``, ``manifest.json``, and every other file of at most
-:data:`~flotilla.images.oci.MAX_DOCUMENT` bytes that starts with ``{``: manifests, indexes and
+:data:`~flotilla.images.oci.MAX_DOCUMENT` bytes that opens with ``{``: manifests, indexes and
 configs). So the importer sees the whole image before it writes a byte. Layers are read later,
 in archive order, through :meth:`Catalog.open`.
 
@@ -42,6 +42,7 @@ MAX_DOCUMENTS: Final = 256 << 20
 _BLOCK: Final = tarfile.BLOCKSIZE
 _END: Final = b"\0" * (2 * _BLOCK)
 _HOPS: Final = 16
+_PEEK: Final = 64
 # Where tarfile's data filter believes the archive is extracted: only its lexical checks count.
 _ROOT: Final = "/nonexistent/archive"
 CORRUPT: Final = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
@@ -203,8 +204,8 @@ def _keep_document(catalog: Catalog, name: str, member: tarfile.TarInfo, kept: i
             )
         return 0
     reader = catalog.open(member)
-    head = reader.read(1)
-    if name not in CONTROL and head != b"{":
+    head = reader.read(_PEEK)
+    if name not in CONTROL and not head.lstrip().startswith(b"{"):
         return 0
     if kept + member.size > MAX_DOCUMENTS:
         raise ResourceExhausted(
