@@ -127,3 +127,21 @@ async def test_identity_token_from_config(token_registry: AuthRegistry, tmp_path
         await client.close()
     [seen] = ts.requests
     assert (seen.method, seen.grant_type, seen.user) == ("POST", "refresh_token", AUTH_USER)
+
+
+async def test_repository_credentials(auth_registry: AuthRegistry) -> None:
+    host = auth_registry.host
+    client = Registries(credentials={host: (AUTH_USER, "wrong")})
+    try:
+        own = client.repository(
+            parse(auth_registry.ref("busybox")), credentials=(AUTH_USER, AUTH_PASSWORD)
+        )
+        assert await own.resolve("latest")
+        # The process's credentials still serve other repositories, and are still wrong.
+        with pytest.raises(Unauthenticated, match=f"credentials of {AUTH_USER} refused"):
+            await pull_busybox(client, auth_registry)
+        wrong = client.repository(parse(auth_registry.ref("busybox")), credentials=("x", "y"))
+        with pytest.raises(Unauthenticated, match="credentials of x refused"):
+            await wrong.resolve("latest")
+    finally:
+        await client.close()

@@ -1,5 +1,5 @@
 """The registry side of pulls and pushes."""
 
-from flotilla.images.remotes.registries import Registries, Repository
+from flotilla.images.remotes.registry import Registries, Repository
 
 __all__ = ["Registries", "Repository"]

@@ -22,7 +22,7 @@ import yarl
 
 from flotilla.common import errdefs
 from flotilla.images.remotes.challenge import Challenge, parse_challenges
-from flotilla.images.remotes.credentials import Credential, Credentials
+from flotilla.images.remotes.credentials import Credential
 from flotilla.images.remotes.errors import status_error, transport_error
 
 __all__ = ["Authorizer", "repository_scope", "scope_key"]
@@ -71,81 +71,81 @@ class _Basic:
 
 
 class Authorizer:
-    """Per-host authorization state for one process.
+    """Authorization state for one process, per host and credential.
+
+    A host's state is kept apart for each credential used with it (a pull may bring its own),
+    so a token fetched with one user's credentials never serves another's requests.
 
     Args:
         session: the HTTP session tokens are fetched with.
-        credentials: where host credentials come from.
         ssl_for: the TLS setting for a token realm URL.
         user_agent: sent to token servers.
     """
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        credentials: Credentials,
-        ssl_for: SSLFor,
-        user_agent: str,
-    ) -> None:
+    def __init__(self, session: aiohttp.ClientSession, ssl_for: SSLFor, user_agent: str) -> None:
         self._session = session
-        self._credentials = credentials
         self._ssl_for = ssl_for
         self._user_agent = user_agent
-        self._handlers: dict[str, _Bearer | _Basic] = {}
+        self._handlers: dict[tuple[str, Credential | None], _Bearer | _Basic] = {}
 
-    def credential(self, host: str) -> Credential | None:
-        """The credential requests to ``host`` use, if any."""
-        return self._credentials.lookup(host)
-
-    async def header(self, host: str, scopes: Iterable[str]) -> str | None:
+    async def header(self, host: str, cred: Credential | None, scopes: Iterable[str]) -> str | None:
         """The ``Authorization`` value for a request to ``host``, or None to go anonymously.
+
+        Args:
+            host: the host the request goes to.
+            cred: the credential for ``host``, if any.
+            scopes: the token scopes the request needs.
 
         Raises:
             Unauthenticated: the token server refused the credentials.
             Unavailable: the token server cannot be reached.
             InvalidArgument: the token server's answer is malformed.
         """
-        handler = self._handlers.get(host)
+        handler = self._handlers.get((host, cred))
         if handler is None:
             return None
         if isinstance(handler, _Basic):
             return handler.header
         return "Bearer " + await self._token(host, handler, scopes)
 
-    def challenged(self, host: str, values: Iterable[str], sent: str | None) -> bool:
+    def challenged(
+        self, host: str, cred: Credential | None, values: Iterable[str], sent: str | None
+    ) -> bool:
         """Take a 401's ``WWW-Authenticate`` ``values``; whether retrying may now succeed.
 
         Args:
             host: the host that answered 401.
+            cred: the credential for ``host``, if any.
             values: its ``WWW-Authenticate`` header values.
             sent: the ``Authorization`` the refused request carried, if any.
         """
         for challenge in parse_challenges(values):
             if challenge.scheme == "bearer" and "realm" in challenge.params:
-                return self._bearer(host, challenge, sent)
+                return self._bearer((host, cred), challenge, sent)
             if challenge.scheme == "basic":
-                cred = self.credential(host)
                 if cred is None or not cred.has_password:
                     return False
                 header = basic_header(cred)
-                self._handlers[host] = _Basic(header)
+                self._handlers[host, cred] = _Basic(header)
                 return sent != header
         return False
 
-    def _bearer(self, host: str, challenge: Challenge, sent: str | None) -> bool:
+    def _bearer(
+        self, key: tuple[str, Credential | None], challenge: Challenge, sent: str | None
+    ) -> bool:
         realm = yarl.URL(challenge.params["realm"])
         if realm.scheme not in ("http", "https") or not realm.host:
             return False
         service = challenge.params.get("service", "")
         scopes = frozenset(challenge.params.get("scope", "").split())
-        old = self._handlers.get(host)
+        old = self._handlers.get(key)
         if isinstance(old, _Bearer) and (old.realm, old.service) == (realm, service):
             if sent is not None and sent.startswith("Bearer "):
                 # The token we sent was refused (expired, revoked, too narrow): fetch fresh
                 # ones. The caller retries once, so a second refusal ends there.
                 old.tokens.clear()
             return True
-        self._handlers[host] = _Bearer(realm, service, scopes, self.credential(host))
+        self._handlers[key] = _Bearer(realm, service, scopes, key[1])
         return True
 
     async def _token(self, host: str, handler: _Bearer, scopes: Iterable[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -11,9 +12,10 @@ import yarl
 
 from flotilla.common import errdefs
 from flotilla.images import oci
+from flotilla.images.remotes.credentials import Credential, host_key
 from flotilla.images.remotes.errors import status_error, transport_error
 from flotilla.images.remotes.hosts import RegistryHost
-from flotilla.images.remotes.transport import Transport
+from flotilla.images.remotes.transport import Call, Transport
 
 __all__ = ["RepoContext", "read_limited"]
 
@@ -31,12 +33,20 @@ class RepoContext:
         domain: the registry as the reference names it (``docker.io``).
         path: the repository (``library/busybox``).
         endpoints: ``hosts_for(domain)``.
+        credential: the repository's own credential for its registry, if it was given one.
     """
 
     transport: Transport
     domain: str
     path: str
     endpoints: tuple[RegistryHost, ...]
+    credential: Credential | None = None
+
+    async def open(self, call: Call) -> aiohttp.ClientResponse:
+        """``call`` sent with this repository's credential (see :meth:`Transport.open`)."""
+        if self.credential is not None:
+            call = dataclasses.replace(call, credential=(host_key(self.domain), self.credential))
+        return await self.transport.open(call)
 
     def kind(self, desc: oci.Descriptor) -> str:
         """``manifests`` for manifests and indexes, else ``blobs`` (the URL component)."""

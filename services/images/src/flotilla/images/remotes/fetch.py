@@ -83,7 +83,7 @@ async def _resolve_at(
         headers={"Accept": oci.MANIFEST_ACCEPT},
         retry=last,
     )
-    resp = await ctx.transport.open(call)
+    resp = await ctx.open(call)
     host = endpoint.host
     if resp.status == 405:  # registries without HEAD on manifests
         resp.release()
@@ -102,7 +102,7 @@ async def _resolve_at(
 
 async def _resolve_by_get(ctx: RepoContext, head: Call, digest: str) -> oci.Descriptor:
     host, what = head.endpoint.host, head.what
-    resp = await ctx.transport.open(dataclasses.replace(head, method="GET"))
+    resp = await ctx.open(dataclasses.replace(head, method="GET"))
     if resp.status != 200:
         raise await ctx.fail(resp, host, what)
     try:
@@ -184,7 +184,7 @@ async def _get(
         headers=headers,
         retry=last,
     )
-    resp = await ctx.transport.open(call)
+    resp = await ctx.open(call)
     if resp.status == 200 or (resp.status == 206 and offset):
         if resp.status == 206:
             _check_range(resp, endpoint.host, what, offset)

@@ -55,7 +55,7 @@ async def blob_exists(ctx: RepoContext, desc: oci.Descriptor) -> bool:
     what = ctx.what(desc)
     url = ctx.url(endpoint, ctx.kind(desc), desc.digest)
     headers = {"Accept": f"{desc.media_type}, */*"}
-    resp = await ctx.transport.open(_call(ctx, endpoint, "HEAD", url, what, headers=headers))
+    resp = await ctx.open(_call(ctx, endpoint, "HEAD", url, what, headers=headers))
     if resp.status == 200:
         resp.release()
         return True
@@ -82,7 +82,7 @@ async def mount_blob(ctx: RepoContext, desc: oci.Descriptor, from_repository: st
     call = _call(
         ctx, endpoint, "POST", url, what, extra_scopes=(repository_scope(from_repository),)
     )
-    resp = await ctx.transport.open(call)
+    resp = await ctx.open(call)
     if resp.status == 201:
         resp.release()
         return True
@@ -114,7 +114,7 @@ async def push_blob(
     endpoint = ctx.with_capability("push")[0]
     what = f"blob {ctx.path}@{desc.digest}"
     start = _call(ctx, endpoint, "POST", ctx.url(endpoint, "blobs", "uploads", ""), what)
-    resp = await ctx.transport.open(start)
+    resp = await ctx.open(start)
     if resp.status != 202:
         raise await ctx.fail(resp, endpoint.host, what)
     location = _location(resp, endpoint.host, what)
@@ -128,9 +128,7 @@ async def push_blob(
             body = _sized(desc, chunks, ctx.domain, what)
             headers = {"Content-Type": _OCTETS, "Content-Length": str(desc.size)}
         done = location.update_query(digest=desc.digest)
-        resp = await ctx.transport.open(
-            _call(ctx, endpoint, "PUT", done, what, headers=headers, body=body)
-        )
+        resp = await ctx.open(_call(ctx, endpoint, "PUT", done, what, headers=headers, body=body))
         if resp.status != 201:
             raise await ctx.fail(resp, endpoint.host, what)
         _check_digest_header(resp, endpoint.host, what, desc.digest)
@@ -159,7 +157,7 @@ async def _patch_all(
             "Content-Range": f"{offset}-{offset + len(piece) - 1}",
         }
         call = _call(ctx, endpoint, "PATCH", location, what, headers=headers, body=_bytes(piece))
-        resp = await ctx.transport.open(call)
+        resp = await ctx.open(call)
         if resp.status != 202:
             raise await ctx.fail(resp, endpoint.host, what)
         location = _location(resp, endpoint.host, what)
@@ -187,7 +185,7 @@ async def push_manifest(ctx: RepoContext, desc: oci.Descriptor, data: bytes, tag
     endpoint = ctx.with_capability("push")[0]
     url = ctx.url(endpoint, "manifests", tag or desc.digest)
     headers = {"Content-Type": desc.media_type}
-    resp = await ctx.transport.open(
+    resp = await ctx.open(
         _call(ctx, endpoint, "PUT", url, what, headers=headers, body=_bytes(data))
     )
     if resp.status != 201:
@@ -213,7 +211,7 @@ def _check_digest_header(resp: aiohttp.ClientResponse, host: str, what: str, dig
 
 async def _cancel(ctx: RepoContext, endpoint: RegistryHost, location: yarl.URL, what: str) -> None:
     """Drop an upload session; registries that do not support it answer 404 or 405."""
-    resp = await ctx.transport.open(_call(ctx, endpoint, "DELETE", location, what))
+    resp = await ctx.open(_call(ctx, endpoint, "DELETE", location, what))
     resp.release()
 
 

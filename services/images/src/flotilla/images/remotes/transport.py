@@ -20,7 +20,7 @@ import yarl
 
 from flotilla.common import errdefs
 from flotilla.images.remotes.auth import Authorizer
-from flotilla.images.remotes.credentials import Credentials
+from flotilla.images.remotes.credentials import Credential, Credentials, host_key
 from flotilla.images.remotes.errors import transport_error
 from flotilla.images.remotes.hosts import RegistryHost
 from flotilla.images.remotes.tls import TLSContexts
@@ -55,6 +55,8 @@ class Call:
         body: makes the request body, or None.
         follow: follow redirects (of GET and HEAD requests only).
         retry: retry once on a transient status (429, 5xx), as containerd does on a last host.
+        credential: the repository's own credential for its registry, winning over the
+            process's for requests to that registry's host (and never sent elsewhere).
     """
 
     endpoint: RegistryHost
@@ -66,6 +68,7 @@ class Call:
     body: Body | None = None
     follow: bool = True
     retry: bool = False
+    credential: tuple[str, Credential] | None = None
 
 
 class Transport:
@@ -83,7 +86,8 @@ class Transport:
         self._user_agent = user_agent
         self._plain: set[str] = set()  # http_fallback hosts found to speak plain HTTP
         self._known: dict[str, RegistryHost] = {}  # endpoints by host, for their TLS settings
-        self.auth = Authorizer(session, credentials, self.ssl_for, user_agent)
+        self._credentials = credentials
+        self.auth = Authorizer(session, self.ssl_for, user_agent)
 
     def ssl_for(self, url: yarl.URL) -> ssl.SSLContext | bool:
         """The TLS setting for ``url``: a known endpoint's own for its host, else the system's.
@@ -130,23 +134,35 @@ class Transport:
 
     async def _authorized(self, call: Call, url: yarl.URL) -> aiohttp.ClientResponse:
         host = authority(url)
-        sent = await self.auth.header(host, call.scopes)
+        cred = self._credential(call, host)
+        sent = await self.auth.header(host, cred, call.scopes)
         resp = await self._retrying(call, url, sent)
         if resp.status != 401:
             return resp
         challenges = resp.headers.getall("WWW-Authenticate", [])
         resp.release()
-        if not self.auth.challenged(host, challenges, sent):
-            raise self._refused(call, host, sent)
-        sent = await self.auth.header(host, call.scopes)
+        if not self.auth.challenged(host, cred, challenges, sent):
+            raise self._refused(call, host, cred, sent)
+        sent = await self.auth.header(host, cred, call.scopes)
         resp = await self._retrying(call, url, sent)
         if resp.status == 401:
             resp.release()
-            raise self._refused(call, host, sent)
+            raise self._refused(call, host, cred, sent)
         return resp
 
-    def _refused(self, call: Call, host: str, sent: str | None) -> errdefs.Unauthenticated:
-        cred = self.auth.credential(host)
+    def _credential(self, call: Call, host: str) -> Credential | None:
+        """The credential for requests to ``host`` (looked up by the host's name).
+
+        Raises:
+            InvalidArgument: the Docker ``config.json`` is malformed.
+        """
+        if call.credential is not None and host_key(host) == call.credential[0]:
+            return call.credential[1]
+        return self._credentials.lookup(host)
+
+    def _refused(
+        self, call: Call, host: str, cred: Credential | None, sent: str | None
+    ) -> errdefs.Unauthenticated:
         head = f"registry {host}: {call.what}"
         if cred is None:
             return errdefs.Unauthenticated(f"{head}: authentication required (no credentials)")

@@ -18,7 +18,7 @@ from flotilla.images import oci
 from flotilla.images.reference import Reference
 from flotilla.images.remotes import fetch, push
 from flotilla.images.remotes.base import RepoContext
-from flotilla.images.remotes.credentials import Credentials
+from flotilla.images.remotes.credentials import Credential, Credentials
 from flotilla.images.remotes.hosts import RegistryHost, hosts_for
 from flotilla.images.remotes.tls import TLSContexts
 from flotilla.images.remotes.transport import Transport
@@ -80,7 +80,12 @@ class Registries:
         self._session, self._transport = None, None
 
     def repository(
-        self, ref: Reference, *, plain_http: bool = False, skip_verify: bool = False
+        self,
+        ref: Reference,
+        *,
+        plain_http: bool = False,
+        skip_verify: bool = False,
+        credentials: tuple[str, str] | None = None,
     ) -> Repository:
         """The repository ``ref.domain/ref.path`` over its configured endpoints.
 
@@ -88,6 +93,8 @@ class Registries:
             ref: a normalized reference (its tag and digest are not used).
             plain_http: the registry itself speaks plain HTTP.
             skip_verify: do not verify TLS certificates unless ``hosts.toml`` says otherwise.
+            credentials: (user, secret) for the reference's registry, for this repository
+                only; they win over the process's and are never sent to its mirrors.
 
         Raises:
             InvalidArgument: a ``hosts.toml`` for the registry is malformed.
@@ -95,22 +102,30 @@ class Registries:
         endpoints = hosts_for(
             ref.domain, self._hosts_dir, plain_http=plain_http, skip_verify=skip_verify
         )
-        return Repository(self, ref.domain, ref.path, tuple(endpoints))
+        cred = Credential(*credentials) if credentials is not None else None
+        return Repository(self, ref.domain, ref.path, tuple(endpoints), cred)
 
 
 class Repository:
     """One repository on a registry; see the module of each operation for the details."""
 
     def __init__(
-        self, registries: Registries, domain: str, path: str, endpoints: tuple[RegistryHost, ...]
+        self,
+        registries: Registries,
+        domain: str,
+        path: str,
+        endpoints: tuple[RegistryHost, ...],
+        credential: Credential | None = None,
     ) -> None:
         self._registries = registries
+        self._credential = credential
         self.domain = domain
         self.path = path
         self.endpoints = endpoints
 
     def _ctx(self) -> RepoContext:
-        return RepoContext(self._registries.transport(), self.domain, self.path, self.endpoints)
+        transport = self._registries.transport()
+        return RepoContext(transport, self.domain, self.path, self.endpoints, self._credential)
 
     async def resolve(self, reference: str) -> oci.Descriptor:
         """The descriptor a tag or digest names (:func:`.fetch.resolve`)."""
