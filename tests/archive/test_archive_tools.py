@@ -9,6 +9,7 @@ or gzip-compressed.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import shutil
@@ -96,6 +97,13 @@ def image_arch() -> str:
     return host_platform().architecture
 
 
+def gzipped(path: Path) -> Path:
+    packed = path.with_suffix(".tar.gz")
+    with path.open("rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return packed
+
+
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 async def test_a_docker_archive_imports_as_schema2(
     images: ImageSet, store: LocalStore, tmp_path: Path, compress: bool
@@ -106,10 +114,7 @@ async def test_a_docker_archive_imports_as_schema2(
         "copy", image.oci_reference, f"docker-archive:{docker_tar}:example.com/x/busybox:v1"
     )
     if compress:
-        gz = tmp_path / "docker.tar.gz"
-        with docker_tar.open("rb") as src, gzip.open(gz, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        docker_tar = gz
+        docker_tar = await asyncio.to_thread(gzipped, docker_tar)
 
     imported = await import_archive(docker_tar, store, NS)
 

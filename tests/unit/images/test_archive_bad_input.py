@@ -6,6 +6,7 @@ written before the fault; the caller's lease collects them) and no open ingest.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tarfile
 from collections.abc import AsyncIterator
@@ -62,7 +63,8 @@ def good() -> tuple[list[Entry], dict[str, str]]:
 async def refused(
     tmp_path: Path, store: LocalStore, entries: list[Entry], kind: type[ErrdefsError], match: str
 ) -> str:
-    tar = write_tar(tmp_path / "bad.tar", entries)
+    # In a worker thread: a 4 MiB manifest takes a while to write.
+    tar = await asyncio.to_thread(write_tar, tmp_path / "bad.tar", entries)
     with pytest.raises(kind, match=match) as caught:
         await import_archive(tar, store, NS)
     message = str(caught.value)
@@ -180,13 +182,18 @@ async def test_a_size_differing_from_the_descriptor(tmp_path: Path, store: Local
     )  # fmt: skip
 
 
-async def test_a_manifest_over_4_mib(tmp_path: Path, store: LocalStore) -> None:
+def oversized() -> tuple[list[Entry], bytes]:
     image = tiny_image()
     manifest = json.loads(image.blobs[image.target["digest"]])
     manifest["annotations"] = {"padding": "x" * (4 << 20)}
     big = canonical(manifest)
     entries = layout_entries((image, named(desc(MANIFEST, big), "big:1")))
     entries.append(file(blob_name(desc(MANIFEST, big)["digest"]), big))
+    return entries, big
+
+
+async def test_a_manifest_over_4_mib(tmp_path: Path, store: LocalStore) -> None:
+    entries, big = await asyncio.to_thread(oversized)
     message = await refused(
         tmp_path, store, entries, InvalidArgument, rf"{len(big)} bytes, more than {4 << 20}"
     )
