@@ -87,6 +87,8 @@ async def import_archive(
         InvalidArgument: not a tar archive, truncated or corrupt, an entry that leaves the
             archive's root, an unknown format, a bad or oversized document, a blob whose
             bytes are not what its digest says; the message names the entry or the blob.
+        PermissionDenied: the tarball cannot be read.
+        ResourceExhausted: the archive's JSON documents are too many to keep in memory.
     """
     catalog = await asyncio.to_thread(scan, Path(path))
     try:
