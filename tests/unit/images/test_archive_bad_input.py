@@ -35,8 +35,9 @@ from tests.archive.kit import (
     write_tar,
 )
 
-from flotilla.common.errdefs import ErrdefsError, InvalidArgument, NotFound
+from flotilla.common.errdefs import ErrdefsError, InvalidArgument, NotFound, ResourceExhausted
 from flotilla.content.local import LocalStore
+from flotilla.images.archive import entries as entries_module
 from flotilla.images.archive import import_archive
 from flotilla.testkit.events import RecordingPublisher
 
@@ -300,3 +301,11 @@ async def test_one_name_for_two_images(tmp_path: Path, store: LocalStore) -> Non
     one, two = tiny_image("one"), tiny_image("two")
     entries = layout_entries((one, named(one.target, "x:1")), (two, named(two.target, "x:1")))
     await refused(tmp_path, store, entries, InvalidArgument, r"index.json names two images 'x:1'")
+
+
+async def test_too_many_json_documents(
+    tmp_path: Path, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(entries_module, "MAX_DOCUMENTS", 100)
+    entries, _ = good()
+    await refused(tmp_path, store, entries, ResourceExhausted, r"more than 100 bytes of JSON")
