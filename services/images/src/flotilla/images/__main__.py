@@ -1,13 +1,16 @@
 """Composition root of the images service (``python -m flotilla.images``).
 
 Adapters (the cluster records on JetStream, every node's content and snapshots services over
-the bus, the collector's cluster lock in ``flotilla_locks``), then the core (the garbage
-collector, which the records' own deletes schedule), then the endpoints.
+the bus, the collector's cluster lock in ``flotilla_locks``, the registry client), then the
+core (the garbage collector, which the records' own deletes schedule, and the puller into this
+node's content and snapshots), then the endpoints.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Final
 
 from flotilla.common import runtime
@@ -18,6 +21,9 @@ from flotilla.images.config import ImagesConfig
 from flotilla.images.gc.collector import GarbageCollector
 from flotilla.images.gc.lock import ClusterLock
 from flotilla.images.gc.nodes import BusNodes
+from flotilla.images.pull.node import NodeServices
+from flotilla.images.pull.puller import Puller
+from flotilla.images.remotes.registry import Registries
 from flotilla.images.service import ImagesService
 from flotilla.metadata import Metadata
 from flotilla.metadata.jetstream import open_bucket
@@ -37,8 +43,22 @@ async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
     lock = ClusterLock(locks, GC_LOCK, ttl=settings.gc_lock_ttl)
     collector = GarbageCollector(metadata, BusNodes(bus), lock, debounce=settings.gc_debounce)
     stack.push_async_callback(collector.close)
+    node = NodeServices(bus)
+    stack.push_async_callback(node.close)
+
+    def registries(credentials: Mapping[str, tuple[str, str]] | None) -> Registries:
+        return Registries(
+            hosts_dir=Path(settings.hosts_dir),
+            docker_config=Path(settings.docker_config),
+            credentials=credentials,
+        )
+
+    service = ImagesService(
+        collector, Puller(metadata, node.content), registries, node, settings.downloads
+    )
+    stack.push_async_callback(service.registry.close)
     host = runtime.new_host(config, bus, api.API, DESCRIPTION)
-    ImagesService(collector).register(host)
+    service.register(host)
     return host
 
 

@@ -15,8 +15,14 @@ class ImagesConfig(Section, frozen=True):
             NATS runs as a cluster of three or more).
         gc_debounce: seconds without a delete before the collection deletes asked for runs.
         gc_lock_ttl: seconds the collector's cluster lock outlives a collector that vanished.
+        hosts_dir: registry hosts in containerd's ``certs.d/<host>/hosts.toml`` layout.
+        docker_config: a Docker ``config.json`` with registry credentials.
+        downloads: layers one pull downloads at once.
     """
 
     replicas: int = 1
     gc_debounce: float = 1.0
     gc_lock_ttl: float = 15.0
+    hosts_dir: str = "/etc/flotilla/certs.d"
+    docker_config: str = "/root/.docker/config.json"
+    downloads: int = 3

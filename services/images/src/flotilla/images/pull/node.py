@@ -1,0 +1,65 @@
+"""The pull endpoint's side of the node: its content store, snapshotters and diff service.
+
+A pull is served by the images service of the node that receives it; everything it writes
+goes to that node's services (on the same node, the content ingest's file directly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import msgspec
+
+from flotilla.common.bus import Bus
+from flotilla.content.proxy import ContentProxy
+from flotilla.images.pull.progress import BlobProgress, ProgressSink, discard
+from flotilla.images.pull.puller import Unpacker
+from flotilla.snapshots.proxy import DiffProxy, SnapshotterProxy
+
+__all__ = ["NodeServices"]
+
+_progress = msgspec.msgpack.Encoder()
+
+
+class NodeServices:
+    """This node's content, snapshots and diff services, as a pull uses them."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self.node = bus.node
+        self.content = ContentProxy(bus, node=bus.node)
+        self._diff = DiffProxy(bus, node=bus.node)
+        self._snapshotters: dict[str, SnapshotterProxy] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def unpacker(self, snapshotter: str) -> Unpacker:
+        """Where a pull unpacks into ``snapshotter`` (empty: the node's default).
+
+        Raises:
+            InvalidArgument: the node has not loaded it.
+        """
+        proxy = self._snapshotters.get(snapshotter)
+        if proxy is None:
+            proxy = await SnapshotterProxy.open(self._bus, snapshotter, node=self.node)
+            self._snapshotters[snapshotter] = proxy
+        return Unpacker(proxy, proxy.name, self._diff, self.node)
+
+    def progress(self, subject: str) -> ProgressSink:
+        """A sink publishing each report on ``subject`` (none: reports are dropped)."""
+        if not subject:
+            return discard
+        publish: Callable[[str, bytes], Coroutine[Any, Any, None]] = self._bus.nc.publish
+
+        def send(report: BlobProgress) -> None:
+            task = asyncio.ensure_future(publish(subject, _progress.encode(report)))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+        return send
+
+    async def close(self) -> None:
+        """Close the snapshotter proxies."""
+        for proxy in self._snapshotters.values():
+            await proxy.close()

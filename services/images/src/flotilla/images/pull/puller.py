@@ -1,0 +1,249 @@
+"""containerd's pull: resolve a reference, fetch what the platforms need, unpack, record.
+
+The root descriptor is resolved on the registry; indexes and manifests are read (from the
+node's content store when it has them, else from the registry, verified and at most 4 MiB),
+the platforms' manifests chosen, every blob written into the node's content store with
+containerd's labels, the layers unpacked as they arrive, and the image record created (or its
+target updated) in the namespace. A lease holds every blob and snapshot of the pull from the
+collector until the record exists; it is removed afterwards, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
+
+from flotilla.common import errdefs
+from flotilla.content.store import Store
+from flotilla.images import oci
+from flotilla.images.platforms import Matcher
+from flotilla.images.pull import plan
+from flotilla.images.pull.blobs import BlobSource, store_document
+from flotilla.images.pull.progress import State, Tracker
+from flotilla.images.pull.unpack import LayerSet, fetch_and_unpack, first_error
+from flotilla.images.reference import Reference
+from flotilla.metadata import Metadata
+from flotilla.metadata.leases import EXPIRE
+from flotilla.metadata.records import Descriptor as RecordDescriptor
+from flotilla.metadata.records import Image, Resource
+from flotilla.snapshots.diff.differ import Applier
+from flotilla.snapshots.rootfs import chain_ids
+from flotilla.snapshots.snapshotter import Snapshotter
+
+__all__ = ["UNPACKED_LABEL", "PullOptions", "Pulled", "Puller", "Remote", "Unpacker"]
+
+LEASE_TTL: Final = timedelta(hours=24)
+UNPACKED_LABEL: Final = "flotilla.io/unpacked."
+"""``flotilla.io/unpacked.<node>`` = snapshotter: the nodes that hold the image unpacked."""
+
+
+class Remote(BlobSource, Protocol):
+    """One repository on a registry."""
+
+    async def resolve(self, reference: str) -> oci.Descriptor:
+        """The descriptor a tag or digest names."""
+        ...
+
+    async def fetch_document(self, desc: oci.Descriptor) -> bytes:
+        """A manifest, index or config, verified, at most :data:`oci.MAX_DOCUMENT` bytes."""
+        ...
+
+
+@dataclass(frozen=True)
+class Unpacker:
+    """Where a pull unpacks: the node's snapshotter (by name) and its diff service."""
+
+    snapshotter: Snapshotter
+    name: str
+    applier: Applier
+    node: str
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    """How to pull.
+
+    Attributes:
+        matchers: one per wanted platform; ``None`` pulls every platform of an index.
+        unpack: where to unpack, or ``None`` to fetch only.
+        downloads: layers downloaded at once.
+        labels: the image record's labels.
+    """
+
+    matchers: Sequence[Matcher] | None
+    unpack: Unpacker | None = None
+    downloads: int = 3
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """A pulled image and what the pull did."""
+
+    image: Image
+    chain_ids: tuple[str, ...] = ()
+    created: bool = True
+
+
+@dataclass
+class _Pull:
+    namespace: str
+    reference: Reference
+    remote: Remote
+    options: PullOptions
+    tracker: Tracker
+    lease: str
+    chains: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> dict[str, str]:
+        return plan.source_labels(self.reference.domain, self.reference.path)
+
+
+class Puller:
+    """Pulls images into one node's content store (and snapshots) and the cluster records."""
+
+    def __init__(self, metadata: Metadata, store: Store) -> None:
+        self._metadata = metadata
+        self._store = store
+
+    async def pull(
+        self,
+        namespace: str,
+        reference: Reference,
+        remote: Remote,
+        options: PullOptions,
+        tracker: Tracker | None = None,
+    ) -> Pulled:
+        """Pull ``reference`` from ``remote`` into ``namespace``.
+
+        Raises:
+            NotFound: the registry has no such reference, or no manifest for the platform.
+            InvalidArgument: a malformed or oversized manifest, index or config.
+            FailedPrecondition: a blob whose bytes do not match its digest.
+            Unavailable: the registry could not be reached, or kept failing.
+        """
+        root = await remote.resolve(reference.object)
+        if reference.digest and root.digest != reference.digest:
+            raise errdefs.FailedPrecondition(
+                f"{reference}: the registry answered {root.digest} for {reference.digest}"
+            )
+        lease = await self._lease(namespace)
+        pull = _Pull(namespace, reference, remote, options, tracker or Tracker(), lease)
+        try:
+            await self._walk(pull, root)
+            return await self._record(pull, root)
+        finally:
+            with contextlib.suppress(errdefs.ErrdefsError):
+                await asyncio.shield(self._metadata.leases.remove(namespace, lease))
+
+    async def _lease(self, namespace: str) -> str:
+        expire = (datetime.now(UTC) + LEASE_TTL).strftime("%Y-%m-%dT%H:%M:%SZ")
+        lease = f"pull-{secrets.token_hex(8)}"
+        await self._metadata.leases.create(namespace, lease, {EXPIRE: expire})
+        return lease
+
+    async def _hold(self, pull: _Pull, kind: str, ident: str) -> None:
+        resource = Resource(type=kind, id=ident)
+        await self._metadata.leases.add_resource(pull.namespace, pull.lease, resource)
+
+    async def _walk(self, pull: _Pull, desc: oci.Descriptor) -> None:
+        if oci.is_index(desc.media_type):
+            await self._index(pull, desc)
+        elif oci.is_manifest(desc.media_type):
+            await self._manifest(pull, desc)
+        else:
+            raise errdefs.InvalidArgument(
+                f"{pull.reference}: {desc.digest} has media type {desc.media_type!r}, "
+                "neither an index nor a manifest"
+            )
+
+    async def _document(self, pull: _Pull, desc: oci.Descriptor) -> bytes:
+        """A small blob's bytes: from the node's content store if there, else the registry."""
+        await self._hold(pull, "content", desc.digest)
+        if desc.size > oci.MAX_DOCUMENT:
+            raise errdefs.InvalidArgument(
+                f"{desc.media_type} {desc.digest}: {desc.size} bytes, more than {oci.MAX_DOCUMENT}"
+            )
+        with contextlib.suppress(errdefs.NotFound):
+            async with await self._store.reader_at(pull.namespace, desc.digest) as reader:
+                return await reader.read_at(0, reader.size)
+        pull.tracker.report(desc.digest, desc.media_type, State.DOWNLOADING, 0, desc.size)
+        data = await pull.remote.fetch_document(desc)
+        return data
+
+    async def _index(self, pull: _Pull, desc: oci.Descriptor) -> None:
+        data = await self._document(pull, desc)
+        index = oci.decode_index(data, desc)
+        children = plan.select_manifests(index, desc, pull.options.matchers)
+        with first_error():
+            async with asyncio.TaskGroup() as group:
+                for child in children:
+                    group.create_task(self._walk(pull, child))
+        labels = {**plan.index_labels(children), **pull.source}
+        await store_document(self._store, pull.namespace, desc, data, labels)
+        pull.tracker.report(desc.digest, desc.media_type, State.DONE, desc.size, desc.size)
+
+    async def _manifest(self, pull: _Pull, desc: oci.Descriptor) -> None:
+        data = await self._document(pull, desc)
+        manifest = oci.decode_manifest(data, desc)
+        config_data = await self._document(pull, manifest.config)
+        config = oci.decode_config(config_data, manifest.config, len(manifest.layers))
+        for layer in manifest.layers:
+            await self._hold(pull, "content", layer.digest)
+        layer_set = LayerSet(manifest.layers, config.rootfs.diff_ids, pull.source)
+        chain = await self._layers(pull, layer_set)
+        config_labels = dict(pull.source)
+        if chain and pull.options.unpack is not None:
+            config_labels.update(plan.config_labels(pull.options.unpack.name, chain))
+            pull.chains.append(chain)
+        await store_document(
+            self._store, pull.namespace, manifest.config, config_data, config_labels
+        )
+        manifest_labels = {**plan.manifest_labels(manifest), **pull.source}
+        await store_document(self._store, pull.namespace, desc, data, manifest_labels)
+        for done in (manifest.config, desc):
+            pull.tracker.report(done.digest, done.media_type, State.DONE, done.size, done.size)
+
+    async def _layers(self, pull: _Pull, layer_set: LayerSet) -> str:
+        unpacker = pull.options.unpack
+        unpack = None
+        if unpacker is not None:
+            for chain in chain_ids(list(layer_set.diff_ids)):
+                await self._hold(pull, f"snapshots/{unpacker.name}", chain)
+            unpack = (unpacker.snapshotter, unpacker.applier)
+        return await fetch_and_unpack(
+            self._store,
+            pull.namespace,
+            pull.remote,
+            layer_set,
+            pull.tracker,
+            downloads=pull.options.downloads,
+            unpack=unpack,
+        )
+
+    async def _record(self, pull: _Pull, root: oci.Descriptor) -> Pulled:
+        name = str(pull.reference)
+        labels = dict(pull.options.labels)
+        unpacker = pull.options.unpack
+        if unpacker is not None and pull.chains:
+            labels[UNPACKED_LABEL + unpacker.node] = unpacker.name
+        target = RecordDescriptor(media_type=root.media_type, digest=root.digest, size=root.size)
+        images = self._metadata.images
+        try:
+            image = await images.create(
+                pull.namespace, Image(name=name, target=target, labels=labels)
+            )
+            return Pulled(image, tuple(pull.chains), created=True)
+        except errdefs.AlreadyExists:
+            pass
+        current = await images.get(pull.namespace, name)
+        merged = Image(name=name, target=target, labels={**current.labels, **labels})
+        paths = ["target", *(f"labels.{key}" for key in labels)]
+        image = await images.update(pull.namespace, merged, paths)
+        return Pulled(image, tuple(pull.chains), created=False)
