@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from flotilla.images.remotes.registry import Registries
 
 from flotilla.common.bus import Bus
 from flotilla.images import reference
@@ -20,6 +19,7 @@ from flotilla.images.api import PullRequest
 from flotilla.images.pull.node import NodeServices
 from flotilla.images.pull.progress import BlobProgress, Tracker
 from flotilla.images.pull.puller import Pulled, Puller, PullOptions
+from flotilla.images.remotes.registry import Registries
 from flotilla.images.service import matchers
 from flotilla.metadata import Metadata
 from flotilla.testkit import fixtures as kit
