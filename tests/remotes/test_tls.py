@@ -89,3 +89,13 @@ async def test_headers_go_to_their_host_only(
     assert faulty.redirected_headers  # the config came from the blob host, without them
     assert all("X-Flotilla" not in h for h in faulty.redirected_headers)
     assert all(h.get("User-Agent") == "flotilla/0.1" for h in faulty.redirected_headers)
+
+
+async def test_no_plain_http_after_a_certificate_failure(tls: TLSRegistry, tmp_path: Path) -> None:
+    async with tls_registry() as other:
+        # An http server entry with TLS settings tries https first (containerd's fallback),
+        # but a certificate that fails verification is no reason to drop TLS.
+        text = f'server = "http://{tls.host}"\nca = "ca.pem"\n'
+        client = Registries(hosts_dir=hosts_toml(tmp_path, tls.host, text, other.ca))
+        with pytest.raises(Unavailable, match="certificate verify failed"):
+            await pull(client, f"{tls.host}/busybox")

@@ -191,8 +191,13 @@ class Transport:
         if authorization is not None:
             headers["Authorization"] = authorization
         fallback = own_host and call.endpoint.http_fallback and url.scheme == "https"
+        if fallback and call.endpoint.host in self._plain:
+            return await self._request(call, url.with_scheme("http"), headers)
         try:
             return await self._request(call, url, headers)
+        except aiohttp.ClientConnectorCertificateError as err:
+            # A TLS server whose certificate fails is not a plain HTTP one: no downgrade.
+            raise transport_error(call.endpoint.host, call.what, err) from err
         except aiohttp.ClientSSLError as err:
             if not fallback:
                 raise transport_error(call.endpoint.host, call.what, err) from err
