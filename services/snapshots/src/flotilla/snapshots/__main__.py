@@ -129,6 +129,7 @@ async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
         max_size=settings.max_layer_size,
         work_dir=work_dir,
     )
+    stack.callback(applier.close)
     comparer = LayerComparer(content, work_dir)
     host = runtime.new_host(config, bus, api.API, DESCRIPTION)
     SnapshotsService(loaded, _default(settings, loaded), applier, comparer).register(host)

@@ -10,8 +10,8 @@ The target is chosen as containerd's ``apply_linux`` chooses it:
 - anything else: the mounts are mounted on a temporary directory (under ``work_dir``) and
   the layer is unpacked into the mounted tree, whiteouts deleting.
 
-The unpacking itself runs in a worker thread; a caller cancelled while it runs stops it
-before its next entry and waits until what it did is undone.
+The unpacking itself runs in a worker thread of the applier's own pool; a caller cancelled
+while it runs stops it before its next entry and waits until what it did is undone.
 
 Given the ``ref`` of the content ingest the layer's bytes are still arriving in, and unless the
 blob is committed already, the applier asks content for the ingest's data file (waiting up to
@@ -22,7 +22,9 @@ it as it grows (:mod:`~flotilla.snapshots.diff.follow`); a cancelled caller stop
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import threading
 from collections.abc import Sequence
@@ -37,7 +39,12 @@ from flotilla.snapshots.diff.differ import LAYER_TAR, BlobPath, Descriptor, Inge
 from flotilla.snapshots.diff.follow import DEFAULT_IDLE, GrowingFile
 from flotilla.snapshots.diff.unpack import Unpacked, Whiteouts, unpack
 
-__all__ = ["LayerApplier", "target_of"]
+__all__ = ["APPLY_THREADS", "LayerApplier", "target_of"]
+
+APPLY_THREADS: Final = 64
+"""Applies at once. Each holds a thread while it unpacks, and one that follows an ingest holds
+it for as long as the download takes: in a pool of their own they never take the few threads
+of the event loop's default pool from the service's other work (prepare, commit, remove)."""
 
 # Seconds between two looks for a blob or an ingest that is not there yet (doubling).
 _LOOK_MIN: Final = 0.01
@@ -77,6 +84,7 @@ class LayerApplier:
             ``None``.
         work_dir: where temporary mount points are made; the system's temporary directory
             when ``None``.
+        threads: how many applies run at once (more wait for a thread).
     """
 
     def __init__(
@@ -87,12 +95,20 @@ class LayerApplier:
         follow_idle: float = DEFAULT_IDLE,
         max_size: int | None = None,
         work_dir: Path | None = None,
+        threads: int = APPLY_THREADS,
     ) -> None:
         self._blob_path = blob_path
         self._ingest_path = ingest_path
         self._follow_idle = follow_idle
         self._max_size = max_size
         self._work_dir = work_dir
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            threads, thread_name_prefix="layer-apply"
+        )
+
+    def close(self) -> None:
+        """Let the threads go once their applies end (cancel those first: they wait for none)."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def apply(
         self,
@@ -113,8 +129,12 @@ class LayerApplier:
         else:
             blob = await self._blob_path(namespace, layer.digest)
         try:
-            work = asyncio.ensure_future(
-                asyncio.to_thread(self._apply, blob, layer, list(mounts), diff_id, stop)
+            context = contextvars.copy_context()  # as asyncio.to_thread, for the trace's context
+            work = asyncio.get_running_loop().run_in_executor(
+                self._threads,
+                functools.partial(
+                    context.run, self._apply, blob, layer, list(mounts), diff_id, stop
+                ),
             )
             try:
                 unpacked = await asyncio.shield(work)
