@@ -133,7 +133,7 @@ async def push_blob(
             raise await ctx.fail(resp, endpoint.host, what)
         _check_digest_header(resp, endpoint.host, what, desc.digest)
         resp.release()
-    except BaseException:
+    except Exception:  # not on cancellation: that must not wait for the registry
         with contextlib.suppress(errdefs.ErrdefsError):
             await _cancel(ctx, endpoint, location, what)
         raise
