@@ -31,6 +31,7 @@ registry = kit.registry
 published_images = kit.published_images
 auth_registry = kit.auth_registry
 token_registry = kit.token_registry
+faulty = kit.faulty
 
 NODE = "test-node"  # the bus fixture's node: the test is a caller on the services' node
 NS = "pulls"

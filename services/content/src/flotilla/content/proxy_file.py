@@ -12,11 +12,13 @@ errors naming the file (a full disk is ``ResourceExhausted``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
+from flotilla.common import errdefs
 from flotilla.common.errdefs import from_os_error
 from flotilla.common.files import pwrite_all
 from flotilla.common.settle import run_settled
@@ -115,13 +117,25 @@ async def copy_reporting(
     reported, end = offset, offset
     in_flight: asyncio.Task[int] | None = None
     try:
-        async for chunk in chunks:
-            await file.write_at(chunk, end)
-            end += len(chunk)
-            if end - reported >= REPORT_EVERY:
-                if in_flight is not None:
+        try:
+            async for chunk in chunks:
+                await file.write_at(chunk, end)
+                end += len(chunk)
+                if end - reported >= REPORT_EVERY:
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight, reported = asyncio.ensure_future(report(end)), end
+        except Exception:
+            # The source failed (a dropped download): what reached the file is kept, so a
+            # resume starts after it rather than at the last report.
+            if in_flight is not None:
+                with contextlib.suppress(errdefs.ErrdefsError):
                     await in_flight
-                in_flight, reported = asyncio.ensure_future(report(end)), end
+                in_flight = None
+            if end != reported:
+                with contextlib.suppress(errdefs.ErrdefsError):
+                    await report(end)
+            raise
         if in_flight is not None:
             offset = await in_flight
             in_flight = None

@@ -243,18 +243,25 @@ async def closable(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
 async def coalesce(chunks: AsyncIterator[bytes], size: int) -> AsyncGenerator[bytes, None]:
     """``chunks`` joined into blocks of at least ``size`` bytes (the last may be shorter).
 
-    A chunk of ``size`` or more passes through uncopied when nothing is pending.
+    A chunk of ``size`` or more passes through uncopied when nothing is pending. When
+    ``chunks`` fails, what is pending is passed on before the error (a resumed download then
+    starts after every byte that arrived).
     """
     pending = bytearray()
     async with contextlib.aclosing(closable(chunks)) as source:
-        async for chunk in source:
-            if not pending and len(chunk) >= size:
-                yield chunk
-                continue
-            pending += chunk
-            if len(pending) >= size:
+        try:
+            async for chunk in source:
+                if not pending and len(chunk) >= size:
+                    yield chunk
+                    continue
+                pending += chunk
+                if len(pending) >= size:
+                    yield bytes(pending)
+                    pending.clear()
+        except Exception:
+            if pending:
                 yield bytes(pending)
-                pending.clear()
+            raise
     if pending:
         yield bytes(pending)
 
