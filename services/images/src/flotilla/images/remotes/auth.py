@@ -13,7 +13,7 @@ import asyncio
 import base64
 import json
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -31,7 +31,7 @@ _CLIENT_ID: Final = "flotilla"
 _DEFAULT_EXPIRY: Final = 60.0  # the token spec's default lifetime, in seconds
 _MAX_TOKEN_ANSWER: Final = 1 << 20
 
-SSLFor = Callable[[yarl.URL], ssl.SSLContext | bool]
+SSLFor = Callable[[yarl.URL], Awaitable[ssl.SSLContext | bool]]
 
 
 def repository_scope(path: str, *, push: bool = False) -> str:
@@ -207,7 +207,7 @@ class Authorizer:
             headers["Authorization"] = basic_header(cred)
         url = handler.realm.with_query(query)
         async with self._session.get(
-            url, headers=headers, ssl=self._ssl_for(url), allow_redirects=False
+            url, headers=headers, ssl=await self._ssl_for(url), allow_redirects=False
         ) as resp:
             return resp.status, await resp.content.read(_MAX_TOKEN_ANSWER), resp.reason or ""
 
@@ -223,7 +223,7 @@ class Authorizer:
         headers = {"User-Agent": self._user_agent}
         url = handler.realm
         async with self._session.post(
-            url, data=form, headers=headers, ssl=self._ssl_for(url), allow_redirects=False
+            url, data=form, headers=headers, ssl=await self._ssl_for(url), allow_redirects=False
         ) as resp:
             return resp.status, await resp.content.read(_MAX_TOKEN_ANSWER), resp.reason or ""
 

@@ -8,6 +8,7 @@ everything else from ``/blobs/``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -26,6 +27,7 @@ from flotilla.images.remotes.transport import Call
 __all__ = ["fetch_document", "open_blob", "resolve"]
 
 _DIGEST_HEADER: Final = "Docker-Content-Digest"
+_HASH_INLINE: Final = 256 << 10
 
 
 def _is_digest(reference: str) -> bool:
@@ -112,7 +114,7 @@ async def _resolve_by_get(ctx: RepoContext, head: Call, digest: str) -> oci.Desc
     header = resp.headers.get(_DIGEST_HEADER, "")
     expected = digest or (header and oci.check_digest(header, f"registry {host}: {what}"))
     algorithm = expected.partition(":")[0] if expected else digests.CANONICAL
-    actual = digests.digest_of(body, algorithm)
+    actual = await _digest_of(body, algorithm)
     if expected and actual != expected:
         raise errdefs.DataLoss(f"registry {host}: {what}: content is {actual}, not {expected}")
     media_type = _media_type(resp)
@@ -121,6 +123,13 @@ async def _resolve_by_get(ctx: RepoContext, head: Call, digest: str) -> oci.Desc
     if not media_type:
         raise errdefs.InvalidArgument(f"registry {host}: {what}: answer has no media type")
     return oci.Descriptor(media_type=media_type, digest=actual, size=len(body))
+
+
+async def _digest_of(data: bytes, algorithm: str) -> str:
+    # Hashing a few MiB holds the event loop for milliseconds: do it in a thread.
+    if len(data) < _HASH_INLINE:
+        return digests.digest_of(data, algorithm)
+    return await asyncio.to_thread(digests.digest_of, data, algorithm)
 
 
 def _check_size(host: str, what: str, size: int) -> None:
@@ -155,7 +164,7 @@ async def fetch_document(ctx: RepoContext, desc: oci.Descriptor) -> bytes:
             raise errdefs.DataLoss(
                 f"registry {host}: {what}: {len(body)} bytes, expected {desc.size}"
             )
-        actual = digests.digest_of(body, algorithm)
+        actual = await _digest_of(body, algorithm)
         if actual != desc.digest:
             raise errdefs.DataLoss(f"registry {host}: {what}: content is {actual}")
         return body

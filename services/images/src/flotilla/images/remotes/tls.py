@@ -1,7 +1,12 @@
-"""TLS settings of a registry endpoint as an ``ssl.SSLContext``, built once per setting."""
+"""TLS settings of a registry endpoint as an ``ssl.SSLContext``, built once per setting.
+
+Building a context reads the system's CA bundle (tens of milliseconds of CPU), so it is done in
+a worker thread, once per setting, and shared.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 
@@ -17,25 +22,27 @@ class TLSContexts:
     """``ssl.SSLContext`` per (skip_verify, CAs, client certs), cached for the process."""
 
     def __init__(self) -> None:
-        self._cache: dict[_Key, ssl.SSLContext] = {}
+        self._cache: dict[_Key, asyncio.Future[ssl.SSLContext]] = {}
 
-    def default(self) -> ssl.SSLContext:
+    async def default(self) -> ssl.SSLContext:
         """The system trust store, verifying host names (redirect targets, token servers)."""
-        return self._get((False, (), ()))
+        return await self._get((False, (), ()))
 
-    def for_host(self, host: RegistryHost) -> ssl.SSLContext:
+    async def for_host(self, host: RegistryHost) -> ssl.SSLContext:
         """The context for ``host``'s settings.
 
         Raises:
             InvalidArgument: a CA or client certificate file cannot be loaded (naming it).
         """
-        return self._get((host.skip_verify, host.ca, host.client_certs))
+        return await self._get((host.skip_verify, host.ca, host.client_certs))
 
-    def _get(self, key: _Key) -> ssl.SSLContext:
-        context = self._cache.get(key)
-        if context is None:
-            context = self._cache[key] = _build(*key)
-        return context
+    async def _get(self, key: _Key) -> ssl.SSLContext:
+        built = self._cache.get(key)
+        if built is None or (built.done() and (built.cancelled() or built.exception())):
+            # A failed build is not cached: the files may be fixed by the next request.
+            built = self._cache[key] = asyncio.ensure_future(asyncio.to_thread(_build, *key))
+            built.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await asyncio.shield(built)
 
 
 def _build(

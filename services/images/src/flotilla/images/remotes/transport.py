@@ -89,7 +89,7 @@ class Transport:
         self._credentials = credentials
         self.auth = Authorizer(session, self.ssl_for, user_agent)
 
-    def ssl_for(self, url: yarl.URL) -> ssl.SSLContext | bool:
+    async def ssl_for(self, url: yarl.URL) -> ssl.SSLContext | bool:
         """The TLS setting for ``url``: a known endpoint's own for its host, else the system's.
 
         Raises:
@@ -98,7 +98,9 @@ class Transport:
         if url.scheme != "https":
             return False
         endpoint = self._known.get(authority(url))
-        return self._tls.default() if endpoint is None else self._tls.for_host(endpoint)
+        if endpoint is None:
+            return await self._tls.default()
+        return await self._tls.for_host(endpoint)
 
     def url(self, endpoint: RegistryHost, path: str) -> yarl.URL:
         """``endpoint``'s URL for ``path`` (below its API root), in the scheme it speaks."""
@@ -215,7 +217,7 @@ class Transport:
                 url,
                 headers=headers,
                 data=data,
-                ssl=self.ssl_for(url),
+                ssl=await self.ssl_for(url),
                 allow_redirects=False,
             )
         except aiohttp.ClientSSLError:
