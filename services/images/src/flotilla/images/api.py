@@ -16,7 +16,22 @@ from typing import Final
 
 from flotilla.common.bus import ServiceApi, Wire
 
-__all__ = ["API", "GC", "PULL", "Collect", "Collected", "PullRequest", "PullResult", "Target"]
+__all__ = [
+    "API",
+    "EXPORT",
+    "GC",
+    "IMPORT",
+    "PULL",
+    "Collect",
+    "Collected",
+    "ExportRequest",
+    "Exported",
+    "ImportRequest",
+    "ImportResult",
+    "PullRequest",
+    "PullResult",
+    "Target",
+]
 
 SERVICE: Final = "images"
 
@@ -84,8 +99,60 @@ class PullResult(Wire, frozen=True):
     created: bool = True
 
 
+class ImportRequest(Wire, frozen=True):
+    """Import the image tarball at ``path`` on this node (OCI layout or ``docker save``).
+
+    Attributes:
+        path: the tarball, plain or gzip, on the service's node.
+        base_name: names entries that carry only a tag (``ctr import --base-name``).
+        platforms: unpack (and, of an index, require) these platforms; none: this node's.
+        all_platforms: import and unpack every platform the archive holds.
+        unpack: unpack into ``snapshotter`` (empty: the node's default).
+        labels: the image records' labels.
+    """
+
+    path: str
+    base_name: str = ""
+    platforms: tuple[str, ...] = ()
+    all_platforms: bool = False
+    unpack: bool = True
+    snapshotter: str = ""
+    labels: dict[str, str] = {}
+
+
+class ImportResult(Wire, frozen=True):
+    """The images an import recorded."""
+
+    images: tuple[PullResult, ...] = ()
+
+
+class ExportRequest(Wire, frozen=True):
+    """Write the named images to an OCI layout tarball at ``path`` on this node.
+
+    Attributes:
+        path: where the tarball goes (replaced).
+        names: the images, by record name.
+        platforms: of an index, only these platforms' manifests; none: every one present.
+        docker_manifest: add ``manifest.json`` so ``docker load`` reads it too.
+    """
+
+    path: str
+    names: tuple[str, ...]
+    platforms: tuple[str, ...] = ()
+    docker_manifest: bool = True
+
+
+class Exported(Wire, frozen=True):
+    """The tarball written, and its size."""
+
+    path: str
+    size: int
+
+
 API = ServiceApi(SERVICE)
 
 PULL = API.unary("pull", PullRequest, PullResult, node_local=True)
+IMPORT = API.unary("import", ImportRequest, ImportResult, node_local=True)
+EXPORT = API.unary("export", ExportRequest, Exported, node_local=True)
 
 GC = API.unary("gc", Collect, Collected)

@@ -1,4 +1,4 @@
-"""Pulling through the images service of a node, with its progress as it happens."""
+"""The images service of a node, over the bus: pulls (with their progress), imports, exports."""
 
 from __future__ import annotations
 
@@ -53,6 +53,30 @@ class ImagesProxy:
             return await self._call(namespace, reporting, node)
         finally:
             await subscription.unsubscribe()
+
+    async def import_archive(
+        self, namespace: str, request: api.ImportRequest, *, node: str | None = None
+    ) -> api.ImportResult:
+        """Import a tarball on ``node``'s disk (default: this process's node)."""
+        return await self.bus.call(
+            api.IMPORT,
+            request,
+            namespace=namespace,
+            node=node or self.bus.node,
+            timeout=self.timeout,
+        )
+
+    async def export_archive(
+        self, namespace: str, request: api.ExportRequest, *, node: str | None = None
+    ) -> api.Exported:
+        """Export images to a tarball on ``node``'s disk (default: this process's node)."""
+        return await self.bus.call(
+            api.EXPORT,
+            request,
+            namespace=namespace,
+            node=node or self.bus.node,
+            timeout=self.timeout,
+        )
 
     async def _call(self, namespace: str, request: api.PullRequest, node: str) -> api.PullResult:
         return await self.bus.call(
