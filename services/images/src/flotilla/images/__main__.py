@@ -8,7 +8,6 @@ node's content and snapshots), then the endpoints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Final
@@ -25,6 +24,7 @@ from flotilla.images.pull.node import NodeServices
 from flotilla.images.pull.puller import Puller
 from flotilla.images.remotes.registry import Registries
 from flotilla.images.service import ImagesService
+from flotilla.images.transfer import Transfers
 from flotilla.metadata import Metadata
 from flotilla.metadata.jetstream import open_bucket
 
@@ -46,17 +46,13 @@ async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
     node = NodeServices(bus)
     stack.push_async_callback(node.close)
 
-    def registries(credentials: Mapping[str, tuple[str, str]] | None) -> Registries:
-        return Registries(
-            hosts_dir=Path(settings.hosts_dir),
-            docker_config=Path(settings.docker_config),
-            credentials=credentials,
-        )
-
-    service = ImagesService(
-        collector, Puller(metadata, node.content), registries, node, settings.downloads
+    registry = Registries(
+        hosts_dir=Path(settings.hosts_dir), docker_config=Path(settings.docker_config)
     )
-    stack.push_async_callback(service.registry.close)
+    stack.push_async_callback(registry.close)
+    puller = Puller(metadata, node.content)
+    transfers = Transfers(metadata, node.content, puller)
+    service = ImagesService(collector, puller, registry, transfers, node, settings.downloads)
     host = runtime.new_host(config, bus, api.API, DESCRIPTION)
     service.register(host)
     return host

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from flotilla.common.bus import Context, ServiceHost
@@ -12,31 +13,29 @@ from flotilla.images.gc.collector import GarbageCollector
 from flotilla.images.platforms import Matcher
 from flotilla.images.pull.node import NodeServices
 from flotilla.images.pull.progress import Tracker
-from flotilla.images.pull.puller import Puller, PullOptions, Remote
+from flotilla.images.pull.puller import Pulled, Puller, PullOptions, Remote
 from flotilla.images.reference import Reference
+from flotilla.images.transfer import Transfers
 
-__all__ = ["ImagesService", "Registries", "Registry"]
+__all__ = ["ImagesService", "Registry", "matchers"]
 
 
 class Registry(Protocol):
     """Opens repositories on registries."""
 
     def repository(
-        self, ref: Reference, *, plain_http: bool = False, skip_verify: bool = False
+        self,
+        ref: Reference,
+        *,
+        plain_http: bool = False,
+        skip_verify: bool = False,
+        credentials: tuple[str, str] | None = None,
     ) -> Remote:
         """The repository of ``ref`` on its registry's configured endpoints."""
         ...
 
-    async def close(self) -> None:
-        """Close its connections."""
-        ...
 
-
-Registries = Callable[[Mapping[str, tuple[str, str]] | None], Registry]
-"""Makes a registry client; given credentials (host -> user and secret), one using them."""
-
-
-def matchers(req: api.PullRequest) -> Sequence[Matcher] | None:
+def matchers(req: api.PullRequest | api.ImportRequest) -> Sequence[Matcher] | None:
     """The platforms a pull wants: every one, the named ones, or this node's."""
     if req.all_platforms:
         return None
@@ -45,20 +44,21 @@ def matchers(req: api.PullRequest) -> Sequence[Matcher] | None:
 
 
 class ImagesService:
-    """Serves pulls into this node and the collector on demand."""
+    """Serves pulls, imports and exports on this node, and the collector on demand."""
 
     def __init__(
         self,
         collector: GarbageCollector,
         puller: Puller,
-        registries: Registries,
+        registry: Registry,
+        transfers: Transfers,
         node: NodeServices,
         downloads: int,
     ) -> None:
         self.collector = collector
         self.puller = puller
-        self.registry = registries(None)
-        self.registries = registries
+        self.registry = registry
+        self.transfers = transfers
         self.node = node
         self.downloads = downloads
 
@@ -66,6 +66,8 @@ class ImagesService:
         """Add every images endpoint to ``host``."""
         host.unary(api.GC, self.gc)
         host.unary(api.PULL, self.pull)
+        host.unary(api.IMPORT, self.import_)
+        host.unary(api.EXPORT, self.export)
 
     async def gc(self, req: api.Collect, _: Context) -> api.Collected:
         if not req.wait:
@@ -77,18 +79,10 @@ class ImagesService:
     async def pull(self, req: api.PullRequest, ctx: Context) -> api.PullResult:
         namespace = ctx.namespace
         ref = reference.parse(req.reference)
-        if not req.username:
-            return await self._pull(namespace, ref, req, self.registry)
-        own = self.registries({ref.domain: (req.username, req.secret)})
-        try:
-            return await self._pull(namespace, ref, req, own)
-        finally:
-            await own.close()
-
-    async def _pull(
-        self, namespace: str, ref: Reference, req: api.PullRequest, registry: Registry
-    ) -> api.PullResult:
-        remote = registry.repository(ref, plain_http=req.plain_http, skip_verify=req.skip_verify)
+        credentials = (req.username, req.secret) if req.username else None
+        remote = self.registry.repository(
+            ref, plain_http=req.plain_http, skip_verify=req.skip_verify, credentials=credentials
+        )
         options = PullOptions(
             matchers(req),
             unpack=await self.node.unpacker(req.snapshotter) if req.unpack else None,
@@ -96,11 +90,37 @@ class ImagesService:
             labels=req.labels,
         )
         tracker = Tracker(self.node.progress(req.progress))
-        pulled = await self.puller.pull(namespace, ref, remote, options, tracker)
-        target = pulled.image.target
-        return api.PullResult(
-            name=pulled.image.name,
-            target=api.Target(media_type=target.media_type, digest=target.digest, size=target.size),
-            chain_ids=pulled.chain_ids,
-            created=pulled.created,
+        return _result(await self.puller.pull(namespace, ref, remote, options, tracker))
+
+    async def import_(self, req: api.ImportRequest, ctx: Context) -> api.ImportResult:
+        options = PullOptions(
+            matchers(req),
+            unpack=await self.node.unpacker(req.snapshotter) if req.unpack else None,
+            downloads=self.downloads,
+            labels=req.labels,
         )
+        images = await self.transfers.import_archive(
+            ctx.namespace, Path(req.path), options, base_name=req.base_name
+        )
+        return api.ImportResult(images=tuple(_result(pulled) for pulled in images))
+
+    async def export(self, req: api.ExportRequest, ctx: Context) -> api.Exported:
+        wanted = [platforms.only(platforms.parse(text)) for text in req.platforms] or None
+        size = await self.transfers.export_archive(
+            ctx.namespace,
+            Path(req.path),
+            req.names,
+            matchers=wanted,
+            docker_manifest=req.docker_manifest,
+        )
+        return api.Exported(path=req.path, size=size)
+
+
+def _result(pulled: Pulled) -> api.PullResult:
+    target = pulled.image.target
+    return api.PullResult(
+        name=pulled.image.name,
+        target=api.Target(media_type=target.media_type, digest=target.digest, size=target.size),
+        chain_ids=pulled.chain_ids,
+        created=pulled.created,
+    )

@@ -97,6 +97,11 @@ async def fetch_blob(
                 return True
         except errdefs.Unavailable as err:  # dropped: the next round resumes from the offset
             failures.append(err)
+        except errdefs.ErrdefsError:
+            if writer.offset == 0:  # nothing to resume: leave no empty ingest behind
+                with contextlib.suppress(errdefs.ErrdefsError):
+                    await store.abort(namespace, writer.ref)
+            raise
     raise errdefs.Unavailable(
         f"blob {desc.digest}: {len(failures)} attempts failed: {failures[-1]}"
     )

@@ -19,15 +19,17 @@ INTERVAL: Final = 0.1
 
 
 class State(enum.StrEnum):
-    """Where a blob is in the pull."""
+    """Where a blob is in a pull or a push."""
 
     WAITING = "waiting"
     """Queued behind the download limit, or behind another pull of the same blob."""
     DOWNLOADING = "downloading"
+    UPLOADING = "uploading"
+    """Being pushed to a registry."""
     VERIFYING = "verifying"
     EXTRACTING = "extracting"
     EXISTS = "exists"
-    """Already in the content store: not fetched."""
+    """Already there (a pull's content store, a push's registry): not copied."""
     DONE = "done"
     FAILED = "failed"
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
 from flotilla.common import errdefs
 from flotilla.content.store import Store
 from flotilla.images import oci
+from flotilla.images.lease import Holder, temporary_lease
 from flotilla.images.platforms import Matcher
 from flotilla.images.pull import plan
 from flotilla.images.pull.blobs import BlobSource, store_document
@@ -28,16 +27,14 @@ from flotilla.images.pull.progress import State, Tracker
 from flotilla.images.pull.unpack import LayerSet, fetch_and_unpack, first_error
 from flotilla.images.reference import Reference
 from flotilla.metadata import Metadata
-from flotilla.metadata.leases import EXPIRE
 from flotilla.metadata.records import Descriptor as RecordDescriptor
-from flotilla.metadata.records import Image, Resource
+from flotilla.metadata.records import Image
 from flotilla.snapshots.diff.differ import Applier
 from flotilla.snapshots.rootfs import chain_ids
 from flotilla.snapshots.snapshotter import Snapshotter
 
 __all__ = ["UNPACKED_LABEL", "PullOptions", "Pulled", "Puller", "Remote", "Unpacker"]
 
-LEASE_TTL: Final = timedelta(hours=24)
 UNPACKED_LABEL: Final = "flotilla.io/unpacked."
 """``flotilla.io/unpacked.<node>`` = snapshotter: the nodes that hold the image unpacked."""
 
@@ -73,12 +70,14 @@ class PullOptions:
         unpack: where to unpack, or ``None`` to fetch only.
         downloads: layers downloaded at once.
         labels: the image record's labels.
+        from_registry: label blobs with the registry they came from (not for imports).
     """
 
     matchers: Sequence[Matcher] | None
     unpack: Unpacker | None = None
     downloads: int = 3
     labels: Mapping[str, str] = field(default_factory=dict)
+    from_registry: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,11 +96,13 @@ class _Pull:
     remote: Remote
     options: PullOptions
     tracker: Tracker
-    lease: str
+    holder: Holder
     chains: list[str] = field(default_factory=list)
 
     @property
     def source(self) -> dict[str, str]:
+        if not self.options.from_registry:
+            return {}
         return plan.source_labels(self.reference.domain, self.reference.path)
 
 
@@ -133,24 +134,10 @@ class Puller:
             raise errdefs.FailedPrecondition(
                 f"{reference}: the registry answered {root.digest} for {reference.digest}"
             )
-        lease = await self._lease(namespace)
-        pull = _Pull(namespace, reference, remote, options, tracker or Tracker(), lease)
-        try:
+        async with temporary_lease(self._metadata, namespace, "pull") as holder:
+            pull = _Pull(namespace, reference, remote, options, tracker or Tracker(), holder)
             await self._walk(pull, root)
             return await self._record(pull, root)
-        finally:
-            with contextlib.suppress(errdefs.ErrdefsError):
-                await asyncio.shield(self._metadata.leases.remove(namespace, lease))
-
-    async def _lease(self, namespace: str) -> str:
-        expire = (datetime.now(UTC) + LEASE_TTL).strftime("%Y-%m-%dT%H:%M:%SZ")
-        lease = f"pull-{secrets.token_hex(8)}"
-        await self._metadata.leases.create(namespace, lease, {EXPIRE: expire})
-        return lease
-
-    async def _hold(self, pull: _Pull, kind: str, ident: str) -> None:
-        resource = Resource(type=kind, id=ident)
-        await self._metadata.leases.add_resource(pull.namespace, pull.lease, resource)
 
     async def _walk(self, pull: _Pull, desc: oci.Descriptor) -> None:
         if oci.is_index(desc.media_type):
@@ -165,7 +152,7 @@ class Puller:
 
     async def _document(self, pull: _Pull, desc: oci.Descriptor) -> bytes:
         """A small blob's bytes: from the node's content store if there, else the registry."""
-        await self._hold(pull, "content", desc.digest)
+        await pull.holder.blob(desc.digest)
         if desc.size > oci.MAX_DOCUMENT:
             raise errdefs.InvalidArgument(
                 f"{desc.media_type} {desc.digest}: {desc.size} bytes, more than {oci.MAX_DOCUMENT}"
@@ -195,7 +182,7 @@ class Puller:
         config_data = await self._document(pull, manifest.config)
         config = oci.decode_config(config_data, manifest.config, len(manifest.layers))
         for layer in manifest.layers:
-            await self._hold(pull, "content", layer.digest)
+            await pull.holder.blob(layer.digest)
         layer_set = LayerSet(manifest.layers, config.rootfs.diff_ids, pull.source)
         chain = await self._layers(pull, layer_set)
         config_labels = dict(pull.source)
@@ -215,7 +202,7 @@ class Puller:
         unpack = None
         if unpacker is not None:
             for chain in chain_ids(list(layer_set.diff_ids)):
-                await self._hold(pull, f"snapshots/{unpacker.name}", chain)
+                await pull.holder.resource(f"snapshots/{unpacker.name}", chain)
             unpack = (unpacker.snapshotter, unpacker.applier)
         return await fetch_and_unpack(
             self._store,

@@ -1,0 +1,104 @@
+"""The images service as a real process: pull with progress, import and export tarballs.
+
+Every call goes over NATS to ``flotilla.v1.node.<node>.images.*``, as the gateway and the
+command line make them.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tests.pull.conftest import NODE, NS
+
+from flotilla.common import errdefs
+from flotilla.common.bus import Bus
+from flotilla.images import api
+from flotilla.images.proxy import ImagesProxy
+from flotilla.images.pull.progress import BlobProgress, State
+from flotilla.metadata import Metadata
+from flotilla.testkit import ImageSet, export_oci_tar
+from flotilla.testkit.publish import PublishedImages
+from flotilla.testkit.services import ServiceProcess
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+async def images_service(node_root: Path, nats_url: str, bus: Bus) -> AsyncIterator[ImagesProxy]:
+    env = {
+        "FLOTILLA_ROOT": str(node_root),
+        "FLOTILLA_NATS__URLS": nats_url,
+        "FLOTILLA_NODE_ID": NODE,
+        "FLOTILLA_LOG_LEVEL": "warning",
+    }
+    service = ServiceProcess("images", env)
+    await service.start(bus)
+    yield ImagesProxy(bus, timeout=300)
+    await service.stop()
+
+
+async def test_pull_with_progress(
+    images_service: ImagesProxy, published_images: PublishedImages, metadata: Metadata
+) -> None:
+    seen: list[BlobProgress] = []
+    ref = published_images.ref("large")
+    request = api.PullRequest(reference=ref, plain_http=True)
+    result = await images_service.pull(NS, request, progress=seen.append)
+    assert result.name == ref
+    assert result.target.digest == published_images.images.large.digest
+    assert len(result.chain_ids) == 1
+    assert (await metadata.images.get(NS, ref)).target.digest == result.target.digest
+    states = {(p.digest, p.state) for p in seen}
+    layers = {p.digest for p in seen if p.state is State.EXTRACTING}
+    assert len(layers) == 8
+    assert all((digest, State.DONE) in states for digest in layers)
+
+
+async def test_a_pull_error_crosses_the_bus(
+    images_service: ImagesProxy, published_images: PublishedImages
+) -> None:
+    ref = published_images.ref("busybox").replace("busybox", "nothing-here")
+    with pytest.raises(errdefs.NotFound, match="nothing-here"):
+        await images_service.pull(NS, api.PullRequest(reference=ref, plain_http=True))
+
+
+async def test_import_then_export_round_trip(
+    images_service: ImagesProxy, images: ImageSet, metadata: Metadata, tmp_path: Path
+) -> None:
+    tarball = await export_oci_tar(
+        images.busybox, tmp_path / "in.tar", image_name="example.com/b:1"
+    )
+    result = await images_service.import_archive(NS, api.ImportRequest(path=str(tarball)))
+    (imported,) = result.images
+    assert imported.name == "example.com/b:1"
+    assert imported.target.digest == images.busybox.digest
+    assert len(imported.chain_ids) == 1
+    await metadata.images.get(NS, "example.com/b:1")
+
+    out = tmp_path / "out.tar"
+    exported = await images_service.export_archive(
+        NS, api.ExportRequest(path=str(out), names=("example.com/b:1",))
+    )
+    assert exported.size == out.stat().st_size
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+    assert {"oci-layout", "index.json", "manifest.json"} <= set(names)
+
+    again = await images_service.import_archive("again", api.ImportRequest(path=str(out)))
+    assert [i.target.digest for i in again.images] == [images.busybox.digest]
+
+
+async def test_a_bad_tarball_leaves_nothing(
+    images_service: ImagesProxy, metadata: Metadata, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(bad, "w") as tar:
+        info = tarfile.TarInfo("../escape")
+        tar.addfile(info)
+    with pytest.raises(errdefs.InvalidArgument, match="escape"):
+        await images_service.import_archive(NS, api.ImportRequest(path=str(bad)))
+    assert [image async for image in metadata.images.list(NS)] == []
+    assert [lease async for lease in metadata.leases.list(NS)] == []
