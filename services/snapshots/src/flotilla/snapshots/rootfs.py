@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flotilla.common import errdefs
@@ -25,7 +25,7 @@ from flotilla.common.mounts import Mount
 from flotilla.snapshots.diff.differ import Applier, Descriptor
 from flotilla.snapshots.snapshotter import Kind, Snapshotter
 
-__all__ = ["Layer", "apply_layers", "chain_ids"]
+__all__ = ["BeforePrepare", "Layer", "apply_layers", "chain_ids"]
 
 DEFAULT_WORKERS = 4
 
@@ -62,6 +62,21 @@ async def _committed(snapshotter: Snapshotter, namespace: str, name: str) -> boo
         return False
 
 
+BeforePrepare = Callable[[str], Awaitable[None]]
+"""Told each temporary snapshot's key before it is prepared (a lease holds it, say)."""
+
+
+@dataclass(frozen=True)
+class _Unpack:
+    """Where one image's layers go."""
+
+    snapshotter: Snapshotter
+    applier: Applier
+    namespace: str
+    labels: Mapping[str, str] | None
+    before_prepare: BeforePrepare | None
+
+
 async def apply_layers(
     snapshotter: Snapshotter,
     applier: Applier,
@@ -70,6 +85,7 @@ async def apply_layers(
     *,
     labels: Mapping[str, str] | None = None,
     workers: int = DEFAULT_WORKERS,
+    before_prepare: BeforePrepare | None = None,
 ) -> str:
     """Make sure the snapshot of ``layers`` exists; its chain ID.
 
@@ -80,6 +96,7 @@ async def apply_layers(
         layers: bottom first.
         labels: labels of each committed snapshot.
         workers: layers applied at once where the snapshotter can rebase.
+        before_prepare: called with each temporary snapshot's key before it is prepared.
 
     Raises:
         InvalidArgument: no layers, or an applier's error (the layer's temporary snapshot
@@ -87,6 +104,7 @@ async def apply_layers(
     """
     if not layers:
         raise errdefs.InvalidArgument("an image needs at least one layer")
+    unpack = _Unpack(snapshotter, applier, namespace, labels, before_prepare)
     chains = chain_ids([layer.diff_id for layer in layers])
     first_missing = len(layers)
     for index in reversed(range(len(layers))):
@@ -95,16 +113,12 @@ async def apply_layers(
         first_missing = index
     missing = range(first_missing, len(layers))
     if snapshotter.can_rebase and len(missing) > 1:
-        await _apply_parallel(
-            snapshotter, applier, namespace, layers, chains, missing, labels, workers
-        )
+        await _apply_parallel(unpack, layers, chains, missing, workers)
     else:
         for index in missing:
             parent = chains[index - 1] if index else ""
-            key = await _apply_one(
-                snapshotter, applier, namespace, layers[index], chains[index], parent
-            )
-            await _commit(snapshotter, namespace, chains[index], key, labels, None)
+            key = await _apply_one(unpack, layers[index], chains[index], parent)
+            await _commit(unpack, chains[index], key, None)
     return chains[-1]
 
 
@@ -124,25 +138,23 @@ def _stacked(mounts: list[Mount]) -> list[Mount]:
 
 
 async def _apply_one(
-    snapshotter: Snapshotter,
-    applier: Applier,
-    namespace: str,
-    layer: Layer,
-    chain: str,
-    parent: str,
-    *,
-    stacked: bool = False,
+    unpack: _Unpack, layer: Layer, chain: str, parent: str, *, stacked: bool = False
 ) -> str:
     """Prepare a temporary snapshot on ``parent`` and apply ``layer``; its key.
 
     ``stacked``: the layer is prepared without its parent and committed onto it later.
     """
     key = f"extract-{secrets.token_hex(6)} {chain}"
+    if unpack.before_prepare is not None:
+        await unpack.before_prepare(key)
+    snapshotter, namespace = unpack.snapshotter, unpack.namespace
     mounts = await snapshotter.prepare(namespace, key, parent)
     if stacked:
         mounts = _stacked(mounts)
     try:
-        await applier.apply(namespace, layer.blob, mounts, diff_id=layer.diff_id, ref=layer.ref)
+        await unpack.applier.apply(
+            namespace, layer.blob, mounts, diff_id=layer.diff_id, ref=layer.ref
+        )
     except BaseException:
         with contextlib.suppress(errdefs.ErrdefsError):
             await asyncio.shield(snapshotter.remove(namespace, key))
@@ -150,39 +162,28 @@ async def _apply_one(
     return key
 
 
-async def _commit(
-    snapshotter: Snapshotter,
-    namespace: str,
-    chain: str,
-    key: str,
-    labels: Mapping[str, str] | None,
-    parent: str | None,
-) -> None:
+async def _commit(unpack: _Unpack, chain: str, key: str, parent: str | None) -> None:
+    snapshotter, namespace = unpack.snapshotter, unpack.namespace
     try:
-        await snapshotter.commit(namespace, chain, key, labels, parent)
+        await snapshotter.commit(namespace, chain, key, unpack.labels, parent)
     except errdefs.AlreadyExists:
         await snapshotter.remove(namespace, key)  # another unpack committed it first
 
 
 async def _apply_parallel(
-    snapshotter: Snapshotter,
-    applier: Applier,
-    namespace: str,
+    unpack: _Unpack,
     layers: Sequence[Layer],
     chains: Sequence[str],
     missing: range,
-    labels: Mapping[str, str] | None,
     workers: int,
 ) -> None:
     gate = asyncio.Semaphore(max(1, workers))
+    snapshotter, namespace = unpack.snapshotter, unpack.namespace
 
     async def apply(index: int) -> str:
         async with gate:
-            layer, chain = layers[index], chains[index]
             stacked = index > 0  # the bottom layer has nothing below it to hide
-            return await _apply_one(
-                snapshotter, applier, namespace, layer, chain, "", stacked=stacked
-            )
+            return await _apply_one(unpack, layers[index], chains[index], "", stacked=stacked)
 
     tasks = [asyncio.ensure_future(apply(index)) for index in missing]
     try:
@@ -193,7 +194,7 @@ async def _apply_parallel(
     for position, index in enumerate(missing):
         parent = chains[index - 1] if index else None
         try:
-            await _commit(snapshotter, namespace, chains[index], keys[position], labels, parent)
+            await _commit(unpack, chains[index], keys[position], parent)
         except BaseException:
             for key in keys[position:]:
                 with contextlib.suppress(errdefs.ErrdefsError):

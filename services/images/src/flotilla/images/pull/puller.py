@@ -199,11 +199,16 @@ class Puller:
 
     async def _layers(self, pull: _Pull, layer_set: LayerSet) -> str:
         unpacker = pull.options.unpack
-        unpack = None
+        unpack, before_prepare = None, None
         if unpacker is not None:
+            kind = f"snapshots/{unpacker.name}"
             for chain in chain_ids(list(layer_set.diff_ids)):
-                await pull.holder.resource(f"snapshots/{unpacker.name}", chain)
+                await pull.holder.resource(kind, chain)
             unpack = (unpacker.snapshotter, unpacker.applier)
+
+            async def before_prepare(key: str) -> None:
+                await pull.holder.resource(kind, key)
+
         return await fetch_and_unpack(
             self._store,
             pull.namespace,
@@ -212,6 +217,7 @@ class Puller:
             pull.tracker,
             downloads=pull.options.downloads,
             unpack=unpack,
+            before_prepare=before_prepare,
         )
 
     async def _record(self, pull: _Pull, root: oci.Descriptor) -> Pulled:

@@ -21,7 +21,7 @@ from flotilla.images.pull.blobs import BlobSource, add_labels, fetch_blob
 from flotilla.images.pull.plan import UNCOMPRESSED
 from flotilla.images.pull.progress import State, Tracker
 from flotilla.snapshots.diff.differ import Applier, Descriptor
-from flotilla.snapshots.rootfs import Layer, apply_layers
+from flotilla.snapshots.rootfs import BeforePrepare, Layer, apply_layers
 from flotilla.snapshots.snapshotter import Snapshotter
 
 __all__ = ["LayerSet", "TrackingApplier", "fetch_and_unpack", "first_error"]
@@ -97,6 +97,7 @@ async def fetch_and_unpack(
     *,
     downloads: int,
     unpack: tuple[Snapshotter, Applier] | None,
+    before_prepare: BeforePrepare | None = None,
 ) -> str:
     """Download every layer and, with ``unpack``, apply them; the top chain ID (or "")."""
     fetching = _download_all(store, namespace, source, layer_set, tracker, downloads)
@@ -117,7 +118,14 @@ async def fetch_and_unpack(
         async with asyncio.TaskGroup() as group:
             group.create_task(fetching)
             unpacking = group.create_task(
-                apply_layers(snapshotter, tracking, namespace, layers, workers=max(1, downloads))
+                apply_layers(
+                    snapshotter,
+                    tracking,
+                    namespace,
+                    layers,
+                    workers=max(1, downloads),
+                    before_prepare=before_prepare,
+                )
             )
     return unpacking.result()
 
