@@ -102,3 +102,24 @@ async def test_a_bad_tarball_leaves_nothing(
         await images_service.import_archive(NS, api.ImportRequest(path=str(bad)))
     assert [image async for image in metadata.images.list(NS)] == []
     assert [lease async for lease in metadata.leases.list(NS)] == []
+
+
+async def test_push_then_pull_back(
+    images_service: ImagesProxy, published_images: PublishedImages, metadata: Metadata
+) -> None:
+    source = published_images.ref("busybox")
+    await images_service.pull(NS, api.PullRequest(reference=source, plain_http=True))
+    copy = f"{published_images.host}/copies/busybox:v1"
+    seen: list[BlobProgress] = []
+    pushed = await images_service.push(
+        NS,
+        api.PushRequest(name=source, reference=copy, plain_http=True),
+        progress=seen.append,
+    )
+    assert pushed.reference == copy
+    assert pushed.target.digest == published_images.images.busybox.digest
+    assert {p.state for p in seen} & {State.UPLOADING, State.EXISTS, State.DONE}
+    back = await images_service.pull("back", api.PullRequest(reference=copy, plain_http=True))
+    assert back.target.digest == pushed.target.digest
+    with pytest.raises(errdefs.NotFound, match="nope"):
+        await images_service.push(NS, api.PushRequest(name="nope", plain_http=True))

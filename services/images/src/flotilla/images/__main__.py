@@ -22,6 +22,7 @@ from flotilla.images.gc.lock import ClusterLock
 from flotilla.images.gc.nodes import BusNodes
 from flotilla.images.pull.node import NodeServices
 from flotilla.images.pull.puller import Puller
+from flotilla.images.push.pusher import Pusher
 from flotilla.images.remotes.registry import Registries
 from flotilla.images.service import ImagesService
 from flotilla.images.transfer import Transfers
@@ -52,7 +53,16 @@ async def build(config: Config, bus: Bus, stack: AsyncExitStack) -> ServiceHost:
     stack.push_async_callback(registry.close)
     puller = Puller(metadata, node.content)
     transfers = Transfers(metadata, node.content, puller)
-    service = ImagesService(collector, puller, registry, transfers, node, settings.downloads)
+    service = ImagesService(
+        collector,
+        puller,
+        Pusher(node.content),
+        registry,
+        transfers,
+        metadata,
+        node,
+        settings.downloads,
+    )
     host = runtime.new_host(config, bus, api.API, DESCRIPTION)
     service.register(host)
     return host

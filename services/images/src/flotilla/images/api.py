@@ -22,6 +22,7 @@ __all__ = [
     "GC",
     "IMPORT",
     "PULL",
+    "PUSH",
     "Collect",
     "Collected",
     "ExportRequest",
@@ -30,6 +31,8 @@ __all__ = [
     "ImportResult",
     "PullRequest",
     "PullResult",
+    "PushRequest",
+    "Pushed",
     "Target",
 ]
 
@@ -149,10 +152,44 @@ class Exported(Wire, frozen=True):
     size: int
 
 
+class PushRequest(Wire, frozen=True):
+    """Push the image record ``name`` from this node's content store to a registry.
+
+    Attributes:
+        name: the image record.
+        reference: where to (``host/repo:tag``); empty: ``name`` itself.
+        platforms: only these platforms' manifests (one: pushed alone as the tag); none:
+            the whole image.
+        plain_http: the registry speaks plain HTTP.
+        skip_verify: do not verify the registry's TLS certificate.
+        username: with ``secret``, credentials for the registry.
+        chunk_size: upload blobs in ``PATCH`` es of this many bytes; 0: one ``PUT`` each.
+        progress: a subject to publish each blob's progress on.
+    """
+
+    name: str
+    reference: str = ""
+    platforms: tuple[str, ...] = ()
+    plain_http: bool = False
+    skip_verify: bool = False
+    username: str = ""
+    secret: str = ""
+    chunk_size: int = 0
+    progress: str = ""
+
+
+class Pushed(Wire, frozen=True):
+    """What the registry now has under ``reference``."""
+
+    reference: str
+    target: Target
+
+
 API = ServiceApi(SERVICE)
 
 PULL = API.unary("pull", PullRequest, PullResult, node_local=True)
 IMPORT = API.unary("import", ImportRequest, ImportResult, node_local=True)
 EXPORT = API.unary("export", ExportRequest, Exported, node_local=True)
+PUSH = API.unary("push", PushRequest, Pushed, node_local=True)
 
 GC = API.unary("gc", Collect, Collected)

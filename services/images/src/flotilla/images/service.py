@@ -8,16 +8,23 @@ from pathlib import Path
 from typing import Protocol
 
 from flotilla.common.bus import Context, ServiceHost
-from flotilla.images import api, platforms, reference
+from flotilla.images import api, oci, platforms, reference
 from flotilla.images.gc.collector import GarbageCollector
 from flotilla.images.platforms import Matcher
 from flotilla.images.pull.node import NodeServices
 from flotilla.images.pull.progress import Tracker
 from flotilla.images.pull.puller import Pulled, Puller, PullOptions, Remote
+from flotilla.images.push.pusher import Pusher, PushOptions
+from flotilla.images.push.upload import Target as PushTarget
 from flotilla.images.reference import Reference
 from flotilla.images.transfer import Transfers
+from flotilla.metadata import Metadata
 
-__all__ = ["ImagesService", "Registry", "matchers"]
+__all__ = ["ImagesService", "Registry", "Repository", "matchers"]
+
+
+class Repository(Remote, PushTarget, Protocol):
+    """One repository on a registry, to pull from and push to."""
 
 
 class Registry(Protocol):
@@ -30,7 +37,7 @@ class Registry(Protocol):
         plain_http: bool = False,
         skip_verify: bool = False,
         credentials: tuple[str, str] | None = None,
-    ) -> Remote:
+    ) -> Repository:
         """The repository of ``ref`` on its registry's configured endpoints."""
         ...
 
@@ -44,21 +51,25 @@ def matchers(req: api.PullRequest | api.ImportRequest) -> Sequence[Matcher] | No
 
 
 class ImagesService:
-    """Serves pulls, imports and exports on this node, and the collector on demand."""
+    """Serves pulls, pushes, imports and exports on this node, and the collector on demand."""
 
     def __init__(
         self,
         collector: GarbageCollector,
         puller: Puller,
+        pusher: Pusher,
         registry: Registry,
         transfers: Transfers,
+        metadata: Metadata,
         node: NodeServices,
         downloads: int,
     ) -> None:
         self.collector = collector
         self.puller = puller
+        self.pusher = pusher
         self.registry = registry
         self.transfers = transfers
+        self.metadata = metadata
         self.node = node
         self.downloads = downloads
 
@@ -68,6 +79,7 @@ class ImagesService:
         host.unary(api.PULL, self.pull)
         host.unary(api.IMPORT, self.import_)
         host.unary(api.EXPORT, self.export)
+        host.unary(api.PUSH, self.push)
 
     async def gc(self, req: api.Collect, _: Context) -> api.Collected:
         if not req.wait:
@@ -76,13 +88,16 @@ class ImagesService:
         collected = await self.collector.collection()
         return api.Collected(**dataclasses.asdict(collected))
 
+    def _repository(self, ref: Reference, req: api.PullRequest | api.PushRequest) -> Repository:
+        credentials = (req.username, req.secret) if req.username else None
+        return self.registry.repository(
+            ref, plain_http=req.plain_http, skip_verify=req.skip_verify, credentials=credentials
+        )
+
     async def pull(self, req: api.PullRequest, ctx: Context) -> api.PullResult:
         namespace = ctx.namespace
         ref = reference.parse(req.reference)
-        credentials = (req.username, req.secret) if req.username else None
-        remote = self.registry.repository(
-            ref, plain_http=req.plain_http, skip_verify=req.skip_verify, credentials=credentials
-        )
+        remote = self._repository(ref, req)
         options = PullOptions(
             matchers(req),
             unpack=await self.node.unpacker(req.snapshotter) if req.unpack else None,
@@ -114,6 +129,31 @@ class ImagesService:
             docker_manifest=req.docker_manifest,
         )
         return api.Exported(path=req.path, size=size)
+
+    async def push(self, req: api.PushRequest, ctx: Context) -> api.Pushed:
+        record = await self.metadata.images.get(ctx.namespace, req.name)
+        ref = reference.parse(req.reference or req.name)
+        target = oci.Descriptor(
+            media_type=record.target.media_type,
+            digest=record.target.digest,
+            size=record.target.size,
+        )
+        wanted = [platforms.only(platforms.parse(text)) for text in req.platforms] or None
+        options = PushOptions(matchers=wanted, chunk_size=req.chunk_size, uploads=self.downloads)
+        tracker = Tracker(self.node.progress(req.progress))
+        pushed = await self.pusher.push(
+            ctx.namespace,
+            target,
+            self._repository(ref, req),
+            ref.tag,
+            options,
+            tracker,
+            image=req.name,
+        )
+        return api.Pushed(
+            reference=str(ref),
+            target=api.Target(media_type=pushed.media_type, digest=pushed.digest, size=pushed.size),
+        )
 
 
 def _result(pulled: Pulled) -> api.PullResult:
