@@ -15,10 +15,14 @@ from tests.pull.conftest import NODE, NS
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus
+from flotilla.content.proxy import ContentProxy
 from flotilla.images import api
+from flotilla.images.gc.client import CollectorClient
 from flotilla.images.proxy import ImagesProxy
 from flotilla.images.pull.progress import BlobProgress, State
-from flotilla.metadata import Metadata
+from flotilla.metadata import Image, Metadata
+from flotilla.snapshots.proxy import SnapshotterProxy
+from flotilla.snapshots.snapshotter import Kind
 from flotilla.testkit import ImageSet, export_oci_tar
 from flotilla.testkit.publish import PublishedImages
 from flotilla.testkit.services import ServiceProcess
@@ -123,3 +127,30 @@ async def test_push_then_pull_back(
     assert back.target.digest == pushed.target.digest
     with pytest.raises(errdefs.NotFound, match="nope"):
         await images_service.push(NS, api.PushRequest(name="nope", plain_http=True))
+
+
+async def test_tag_remove_and_collect(
+    images_service: ImagesProxy,
+    published_images: PublishedImages,
+    metadata: Metadata,
+    bus: Bus,
+) -> None:
+    """A pulled image's labels let the collector keep all of it, and take all of it once unnamed."""
+    ref = published_images.ref("large")
+    pulled = await images_service.pull(NS, api.PullRequest(reference=ref, plain_http=True))
+    record = await metadata.images.get(NS, ref)
+    await metadata.images.create(NS, Image(name="example.com/tagged:1", target=record.target))
+    await metadata.images.delete(NS, ref)
+
+    collector = CollectorClient(bus)
+    await collector.collection()
+    content = ContentProxy(bus, node=NODE)
+    snapshotter = await SnapshotterProxy.open(bus, "overlayfs", node=NODE)
+    blobs = [info.digest async for info in content.walk(NS)]
+    assert len(blobs) == 1 + 1 + 8  # manifest, config, layers
+    assert (await snapshotter.stat(NS, pulled.chain_ids[0])).kind is Kind.COMMITTED
+
+    await metadata.images.delete(NS, "example.com/tagged:1")
+    await collector.collection()
+    assert [info async for info in content.walk(NS)] == []
+    assert [info async for info in snapshotter.walk(NS)] == []
