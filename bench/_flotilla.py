@@ -11,7 +11,7 @@ from flotilla.common.natsserver import EmbeddedNats
 from flotilla.testkit.services import ServiceProcess
 
 NODE = "bench-node"
-SERVICES = ("content", "snapshots")
+SERVICES = ("content", "snapshots", "images")
 
 
 @dataclass
