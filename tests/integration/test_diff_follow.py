@@ -36,7 +36,7 @@ from flotilla.snapshots.testsuite.support import mounted, read_tree
 from flotilla.testkit import tarlayer as t
 from flotilla.testkit.content import RandomBytes
 from flotilla.testkit.events import RecordingPublisher
-from flotilla.testkit.services import ServiceProcess
+from flotilla.testkit.services import node_services
 
 NODE = "test-node"  # the bus fixture's own node: the test is a caller on the services' node
 NS = "follow"
@@ -174,19 +174,9 @@ async def test_cancelling_an_apply_stops_the_follower(tmp_path: Path) -> None:
 @pytest.fixture
 async def services(tmp_path: Path, nats_url: str, bus: Bus) -> AsyncIterator[Path]:
     root = tmp_path / "root"
-    env = {
-        "FLOTILLA_ROOT": str(root),
-        "FLOTILLA_NATS__URLS": nats_url,
-        "FLOTILLA_NODE_ID": NODE,
-        "FLOTILLA_LOG_LEVEL": "warning",
-        "FLOTILLA_SNAPSHOTS__FOLLOW_IDLE": str(IDLE),
-    }
-    content, snapshots = ServiceProcess("content", env), ServiceProcess("snapshots", env)
-    await content.start(bus)
-    await snapshots.start(bus)
-    yield root
-    await snapshots.stop()
-    await content.stop()
+    idle = {"FLOTILLA_SNAPSHOTS__FOLLOW_IDLE": str(IDLE)}
+    async with node_services(bus, nats_url, root, ("content", "snapshots"), idle):
+        yield root
 
 
 @pytest.fixture

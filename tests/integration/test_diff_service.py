@@ -22,7 +22,7 @@ from flotilla.snapshots.snapshotter import Snapshotter
 from flotilla.snapshots.testsuite.support import mounted, read_tree, write_files
 from flotilla.testkit import tarlayer as t
 from flotilla.testkit.content import RandomBytes
-from flotilla.testkit.services import ServiceProcess
+from flotilla.testkit.services import node_services
 
 pytestmark = pytest.mark.root
 
@@ -36,18 +36,8 @@ READ = 4 * MIB
 async def services(tmp_path: Path, nats_url: str, bus: Bus) -> AsyncIterator[Path]:
     """A content and a snapshots service on one node; their root."""
     root = tmp_path / "root"
-    env = {
-        "FLOTILLA_ROOT": str(root),
-        "FLOTILLA_NATS__URLS": nats_url,
-        "FLOTILLA_NODE_ID": NODE,
-        "FLOTILLA_LOG_LEVEL": "warning",
-    }
-    content, snapshots = ServiceProcess("content", env), ServiceProcess("snapshots", env)
-    await content.start(bus)
-    await snapshots.start(bus)
-    yield root
-    await snapshots.stop()
-    await content.stop()
+    async with node_services(bus, nats_url, root, ("content", "snapshots")):
+        yield root
 
 
 @pytest.fixture(params=["overlayfs", "native"])

@@ -30,7 +30,7 @@ from flotilla.metadata import Container, Descriptor, Image, Metadata, Resource, 
 from flotilla.metadata.jetstream import open_bucket
 from flotilla.metadata.records import AnyValue
 from flotilla.snapshots.proxy import SnapshotterProxy
-from flotilla.testkit.services import ServiceProcess
+from flotilla.testkit.services import node_services
 
 pytestmark = pytest.mark.root
 
@@ -47,19 +47,10 @@ SPEC = AnyValue(type_url="types.containerd.io/opencontainers/runtime-spec/1/Spec
 @pytest.fixture
 async def services(tmp_path: Path, nats_url: str, bus: Bus) -> AsyncIterator[None]:
     """Content, snapshots and images services on the bus's node."""
-    env = {
-        "FLOTILLA_ROOT": str(tmp_path / "root"),
-        "FLOTILLA_NATS__URLS": nats_url,
-        "FLOTILLA_NODE_ID": NODE,
-        "FLOTILLA_LOG_LEVEL": "warning",
-        "FLOTILLA_IMAGES__GC_DEBOUNCE": "0.2",
-    }
-    started = [ServiceProcess(name, env) for name in ("content", "snapshots", "images")]
-    for service in started:
-        await service.start(bus)
-    yield
-    for service in reversed(started):
-        await service.stop()
+    debounce = {"FLOTILLA_IMAGES__GC_DEBOUNCE": "0.2"}
+    names = ("content", "snapshots", "images")
+    async with node_services(bus, nats_url, tmp_path / "root", names, debounce):
+        yield
 
 
 @pytest.fixture

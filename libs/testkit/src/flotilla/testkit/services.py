@@ -1,4 +1,4 @@
-"""pytest fixtures for every test tier: a real nats-server, a connected bus, a service process.
+"""pytest fixtures for every test tier: a real nats-server, a connected bus, service processes.
 
 Enable them in a ``conftest.py`` with ``pytest_plugins = ["flotilla.testkit.services"]``.
 """
@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import nats.errors
@@ -19,7 +19,15 @@ from flotilla.common.bus import Bus, connect
 from flotilla.common.bus.discovery import SERVICE_PREFIX
 from flotilla.common.natsserver import EmbeddedNats
 
-__all__ = ["ServiceProcess", "bus", "nats_server", "nats_url", "run_cli"]
+__all__ = [
+    "ServiceProcess",
+    "bus",
+    "nats_server",
+    "nats_url",
+    "node_env",
+    "node_services",
+    "run_cli",
+]
 
 
 @pytest.fixture
@@ -85,6 +93,46 @@ class ServiceProcess:
             return self.process.returncode
         self.process.terminate()
         return await asyncio.wait_for(self.process.wait(), 30)
+
+
+def node_env(root: Path, nats_url: str, node: str, extra: Mapping[str, str] = {}) -> dict[str, str]:
+    """The environment of a service process of ``node`` on ``root`` (quiet logs)."""
+    return {
+        "FLOTILLA_ROOT": str(root),
+        "FLOTILLA_NATS__URLS": nats_url,
+        "FLOTILLA_NODE_ID": node,
+        "FLOTILLA_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
+@contextlib.asynccontextmanager
+async def node_services(
+    bus: Bus,
+    nats_url: str,
+    root: Path,
+    names: Sequence[str],
+    env: Mapping[str, str] = {},
+) -> AsyncIterator[list[ServiceProcess]]:
+    """``names`` started in order as processes of the bus's node on ``root``; stopped in reverse.
+
+    Args:
+        bus: the test's connection (its node is the services' node).
+        nats_url: where the services connect.
+        root: their ``FLOTILLA_ROOT``.
+        names: e.g. ``("content", "snapshots")``.
+        env: more environment (``FLOTILLA_SNAPSHOTS__FOLLOW_IDLE``, ...).
+    """
+    started: list[ServiceProcess] = []
+    try:
+        for name in names:
+            service = ServiceProcess(name, node_env(root, nats_url, bus.node, env))
+            await service.start(bus)
+            started.append(service)
+        yield started
+    finally:
+        for service in reversed(started):
+            await service.stop()
 
 
 async def run_cli(env: Mapping[str, str], *args: str, stdin: bytes = b"") -> tuple[int, bytes, str]:

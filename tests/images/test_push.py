@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.push.conftest import NODE, NS, PushKit
+from tests.images.conftest import NODE, NS, ImagesKit
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus
@@ -41,7 +41,7 @@ async def same_image(content: ContentProxy, first: str, second: str, root: str) 
     assert await blobs_of(content, first, root) == await blobs_of(content, second, root)
 
 
-def states(kit: PushKit) -> set[State]:
+def states(kit: ImagesKit) -> set[State]:
     return {p.state for p in kit.progress}
 
 
@@ -54,7 +54,7 @@ def layer_of(published: PublishedImages, name: str, i: int = 0) -> str:
 
 
 async def test_busybox_to_another_repository_and_another_registry(
-    pushes: PushKit,
+    pushes: ImagesKit,
     published_images: PublishedImages,
     second_registry: LocalRegistry,
     bus: Bus,
@@ -81,7 +81,7 @@ async def test_busybox_to_another_repository_and_another_registry(
 
 
 async def test_the_whole_index_and_one_platform_of_it(
-    pushes: PushKit, published_images: PublishedImages, second_registry: LocalRegistry, bus: Bus
+    pushes: ImagesKit, published_images: PublishedImages, second_registry: LocalRegistry, bus: Bus
 ) -> None:
     ref = published_images.ref("multiarch")
     target = (await pushes.pull(ref, all_platforms=True)).image.target
@@ -107,7 +107,7 @@ async def test_the_whole_index_and_one_platform_of_it(
 
 
 async def test_the_whole_index_needs_every_manifest(
-    pushes: PushKit, published_images: PublishedImages, second_registry: LocalRegistry
+    pushes: ImagesKit, published_images: PublishedImages, second_registry: LocalRegistry
 ) -> None:
     ref = published_images.ref("multiarch")
     await pushes.pull(ref, platforms=("linux/arm64",))
@@ -118,7 +118,7 @@ async def test_the_whole_index_needs_every_manifest(
 
 
 async def test_a_second_push_only_asks(
-    pushes: PushKit, published_images: PublishedImages, faulty: FaultyRegistry
+    pushes: ImagesKit, published_images: PublishedImages, faulty: FaultyRegistry
 ) -> None:
     ref = published_images.ref("large")
     await pushes.pull(ref)
@@ -133,7 +133,7 @@ async def test_a_second_push_only_asks(
 
 
 async def test_a_blob_from_another_repository_is_mounted(
-    pushes: PushKit, published_images: PublishedImages, faulty: FaultyRegistry, bus: Bus
+    pushes: ImagesKit, published_images: PublishedImages, faulty: FaultyRegistry, bus: Bus
 ) -> None:
     source = published_images.ref("busybox").replace(published_images.host, faulty.host)
     pulled = await pushes.pull(source)
@@ -151,7 +151,7 @@ async def test_a_blob_from_another_repository_is_mounted(
 
 
 async def test_a_refused_mount_falls_back_to_an_upload(
-    pushes: PushKit, published_images: PublishedImages, faulty: FaultyRegistry
+    pushes: ImagesKit, published_images: PublishedImages, faulty: FaultyRegistry
 ) -> None:
     source = published_images.ref("busybox").replace(published_images.host, faulty.host)
     await pushes.pull(source)
@@ -165,7 +165,7 @@ async def test_a_refused_mount_falls_back_to_an_upload(
 
 
 async def test_chunked_uploads(
-    pushes: PushKit, published_images: PublishedImages, faulty: FaultyRegistry, bus: Bus
+    pushes: ImagesKit, published_images: PublishedImages, faulty: FaultyRegistry, bus: Bus
 ) -> None:
     ref = published_images.ref("busybox")  # pulled from the registry itself: no mount on the
     pulled = await pushes.pull(ref)  # proxy's address, whose labels name another registry
@@ -181,7 +181,7 @@ async def test_chunked_uploads(
     await same_image(ContentProxy(bus, node=NODE), NS, "back", pulled.image.target.digest)
 
 
-async def push_with_credentials(pushes: PushKit, reg: AuthRegistry, bus: Bus) -> None:
+async def push_with_credentials(pushes: ImagesKit, reg: AuthRegistry, bus: Bus) -> None:
     client = Registries(credentials={reg.host: reg.credentials})
     try:
         ref = reg.ref("busybox")
@@ -197,13 +197,13 @@ async def push_with_credentials(pushes: PushKit, reg: AuthRegistry, bus: Bus) ->
 
 
 async def test_a_push_with_basic_auth(
-    pushes: PushKit, auth_registry: AuthRegistry, bus: Bus
+    pushes: ImagesKit, auth_registry: AuthRegistry, bus: Bus
 ) -> None:
     await push_with_credentials(pushes, auth_registry, bus)
 
 
 async def test_a_push_with_token_auth(
-    pushes: PushKit, token_registry: AuthRegistry, bus: Bus
+    pushes: ImagesKit, token_registry: AuthRegistry, bus: Bus
 ) -> None:
     await push_with_credentials(pushes, token_registry, bus)
     assert token_registry.token_server is not None
@@ -213,7 +213,7 @@ async def test_a_push_with_token_auth(
 
 
 async def test_a_deleted_layer_is_not_found(
-    pushes: PushKit, published_images: PublishedImages, second_registry: LocalRegistry, bus: Bus
+    pushes: ImagesKit, published_images: PublishedImages, second_registry: LocalRegistry, bus: Bus
 ) -> None:
     ref = published_images.ref("busybox")
     await pushes.pull(ref)

@@ -6,7 +6,7 @@ import asyncio
 import os
 
 import pytest
-from tests.pull.conftest import NODE, NS, PullKit
+from tests.images.conftest import NODE, NS, ImagesKit
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus
@@ -31,7 +31,7 @@ def manifest_of(published: PublishedImages, name: str) -> dict[str, object]:
 
 
 async def test_busybox_is_pulled_unpacked_and_recorded(
-    pulls: PullKit, published_images: PublishedImages, metadata: Metadata, bus: Bus
+    pulls: ImagesKit, published_images: PublishedImages, metadata: Metadata, bus: Bus
 ) -> None:
     ref = published_images.ref("busybox")
     pulled = await pulls.pull(ref)
@@ -67,7 +67,7 @@ async def test_busybox_is_pulled_unpacked_and_recorded(
 
 
 async def test_a_platform_of_an_index_and_all_of_them(
-    pulls: PullKit, published_images: PublishedImages, bus: Bus
+    pulls: ImagesKit, published_images: PublishedImages, bus: Bus
 ) -> None:
     ref = published_images.ref("multiarch")
     index = manifest_of(published_images, "multiarch")
@@ -91,7 +91,7 @@ async def test_a_platform_of_an_index_and_all_of_them(
 
 
 async def test_the_large_image_and_a_second_pull_that_fetches_nothing(
-    pulls: PullKit, published_images: PublishedImages, bus: Bus
+    pulls: ImagesKit, published_images: PublishedImages, bus: Bus
 ) -> None:
     ref = published_images.ref("large")
     first = await pulls.pull(ref)
@@ -109,13 +109,13 @@ async def test_the_large_image_and_a_second_pull_that_fetches_nothing(
     assert {p.state for p in pulls.progress} <= {State.EXISTS, State.DONE, State.WAITING}
 
 
-async def test_the_native_snapshotter(pulls: PullKit, published_images: PublishedImages) -> None:
+async def test_the_native_snapshotter(pulls: ImagesKit, published_images: PublishedImages) -> None:
     pulled = await pulls.pull(published_images.ref("large"), snapshotter="native")
     assert len(pulled.chain_ids) == 1
 
 
 async def test_concurrent_identical_pulls_both_succeed(
-    pulls: PullKit, published_images: PublishedImages
+    pulls: ImagesKit, published_images: PublishedImages
 ) -> None:
     ref = published_images.ref("large")
     results = await asyncio.gather(pulls.pull(ref), pulls.pull(ref))
@@ -124,7 +124,7 @@ async def test_concurrent_identical_pulls_both_succeed(
 
 
 async def test_an_unknown_tag_is_not_found(
-    pulls: PullKit, published_images: PublishedImages, metadata: Metadata
+    pulls: ImagesKit, published_images: PublishedImages, metadata: Metadata
 ) -> None:
     ref = published_images.ref("busybox").replace(":latest", ":nope")
     with pytest.raises(errdefs.NotFound, match="nope"):
@@ -134,7 +134,7 @@ async def test_an_unknown_tag_is_not_found(
 
 
 async def test_a_missing_platform_is_not_found(
-    pulls: PullKit, published_images: PublishedImages
+    pulls: ImagesKit, published_images: PublishedImages
 ) -> None:
     with pytest.raises(errdefs.NotFound, match="linux/s390x"):
         await pulls.pull(published_images.ref("multiarch"), platforms=("linux/s390x",))

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.pull.conftest import NODE, NS
+from tests.images.conftest import NODE, NS
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus
@@ -25,23 +25,15 @@ from flotilla.snapshots.proxy import SnapshotterProxy
 from flotilla.snapshots.snapshotter import Kind
 from flotilla.testkit import ImageSet, export_oci_tar
 from flotilla.testkit.publish import PublishedImages
-from flotilla.testkit.services import ServiceProcess
+from flotilla.testkit.services import node_services
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 async def images_service(node_root: Path, nats_url: str, bus: Bus) -> AsyncIterator[ImagesProxy]:
-    env = {
-        "FLOTILLA_ROOT": str(node_root),
-        "FLOTILLA_NATS__URLS": nats_url,
-        "FLOTILLA_NODE_ID": NODE,
-        "FLOTILLA_LOG_LEVEL": "warning",
-    }
-    service = ServiceProcess("images", env)
-    await service.start(bus)
-    yield ImagesProxy(bus, timeout=300)
-    await service.stop()
+    async with node_services(bus, nats_url, node_root, ("images",)):
+        yield ImagesProxy(bus, timeout=300)
 
 
 async def test_pull_with_progress(

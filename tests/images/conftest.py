@@ -1,7 +1,8 @@
-"""A node's content and snapshots services, the cluster records, registries, a puller and a pusher.
+"""A node's content and snapshots services, the cluster records, registries, a puller, a pusher.
 
-Images are pulled into the node with the puller (as the images service does), pushed from its
-content store with the pusher, and pulled back into another namespace to compare.
+The puller and the pusher run in the test's process, as the images service runs them: on the
+services' node (the bus fixture's), so layer bytes go straight into the content ingest's file
+and the diff service unpacks them from there as they arrive.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from flotilla.images.service import matchers
 from flotilla.metadata import Metadata
 from flotilla.testkit import fixtures as kit
 from flotilla.testkit.registry import LocalRegistry, local_registry
-from flotilla.testkit.services import ServiceProcess
+from flotilla.testkit.services import node_services
 
 image_cache = kit.image_cache
 images = kit.images
@@ -35,25 +36,15 @@ token_registry = kit.token_registry
 faulty = kit.faulty
 
 NODE = "test-node"  # the bus fixture's node: the test is a caller on the services' node
-NS = "pushes"
+NS = "images"
 
 
 @pytest.fixture
 async def node_root(tmp_path: Path, nats_url: str, bus: Bus) -> AsyncIterator[Path]:
     """A content and a snapshots service on the test's node; their root."""
     root = tmp_path / "root"
-    env = {
-        "FLOTILLA_ROOT": str(root),
-        "FLOTILLA_NATS__URLS": nats_url,
-        "FLOTILLA_NODE_ID": NODE,
-        "FLOTILLA_LOG_LEVEL": "warning",
-    }
-    content, snapshots = ServiceProcess("content", env), ServiceProcess("snapshots", env)
-    await content.start(bus)
-    await snapshots.start(bus)
-    yield root
-    await snapshots.stop()
-    await content.stop()
+    async with node_services(bus, nats_url, root, ("content", "snapshots")):
+        yield root
 
 
 @pytest.fixture
@@ -78,7 +69,7 @@ async def second_registry() -> AsyncIterator[LocalRegistry]:
 
 
 @dataclass
-class PushKit:
+class ImagesKit:
     """Pulls and pushes as the images service does, recording every progress report."""
 
     node: NodeServices
@@ -86,6 +77,7 @@ class PushKit:
     pusher: Pusher
     metadata: Metadata
     registries: Registries
+    unpack_by_default: bool = True
     progress: list[BlobProgress] = field(default_factory=list)
 
     async def pull(
@@ -93,17 +85,21 @@ class PushKit:
         ref: str,
         *,
         namespace: str = NS,
-        unpack: bool = False,
+        unpack: bool | None = None,
+        snapshotter: str = "",
         registries: Registries | None = None,
         **request: object,
     ) -> Pulled:
+        """Pull ``ref`` over plain HTTP (``request``: more :class:`PullRequest` fields)."""
         req = PullRequest(reference=ref, **request)  # type: ignore[arg-type]
         parsed = reference.parse(ref)
         remote = (registries or self.registries).repository(parsed, plain_http=True)
+        unpacking = self.unpack_by_default if unpack is None else unpack
         options = PullOptions(
-            matchers(req), unpack=await self.node.unpacker("") if unpack else None
+            matchers(req), unpack=await self.node.unpacker(snapshotter) if unpacking else None
         )
-        return await self.puller.pull(namespace, parsed, remote, options)
+        tracker = Tracker(self.progress.append, interval=0)
+        return await self.puller.pull(namespace, parsed, remote, options, tracker)
 
     async def push(
         self,
@@ -132,10 +128,28 @@ class PushKit:
         )
 
 
+async def _kit(
+    bus: Bus, metadata: Metadata, registries: Registries, unpack_by_default: bool
+) -> AsyncIterator[ImagesKit]:
+    node = NodeServices(bus)
+    puller, pusher = Puller(metadata, node.content), Pusher(node.content)
+    yield ImagesKit(node, puller, pusher, metadata, registries, unpack_by_default)
+    await node.close()
+
+
+@pytest.fixture
+async def pulls(
+    node_root: Path, bus: Bus, metadata: Metadata, registries: Registries
+) -> AsyncIterator[ImagesKit]:
+    """Pulls (unpacked unless told otherwise) into the test node's services."""
+    async for made in _kit(bus, metadata, registries, True):
+        yield made
+
+
 @pytest.fixture
 async def pushes(
     node_root: Path, bus: Bus, metadata: Metadata, registries: Registries
-) -> AsyncIterator[PushKit]:
-    node = NodeServices(bus)
-    yield PushKit(node, Puller(metadata, node.content), Pusher(node.content), metadata, registries)
-    await node.close()
+) -> AsyncIterator[ImagesKit]:
+    """Pulls (not unpacked unless told) and pushes from the test node's content store."""
+    async for made in _kit(bus, metadata, registries, False):
+        yield made

@@ -10,7 +10,7 @@ import asyncio
 from collections import Counter
 
 import pytest
-from tests.pull.conftest import NODE, NS, PullKit
+from tests.images.conftest import NODE, NS, ImagesKit
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus
@@ -44,7 +44,7 @@ async def nothing_left(metadata: Metadata, bus: Bus, ref: str, digest: str) -> N
 
 
 async def test_a_dropped_connection_resumes_from_the_offset(
-    pulls: PullKit, published_images: PublishedImages, faulty: FaultyRegistry
+    pulls: ImagesKit, published_images: PublishedImages, faulty: FaultyRegistry
 ) -> None:
     big = layers(published_images, "large")[2]
     faulty.drop_after(big, 100_000)
@@ -57,7 +57,7 @@ async def test_a_dropped_connection_resumes_from_the_offset(
 
 
 async def test_a_corrupt_blob_is_refused_and_nothing_stays(
-    pulls: PullKit,
+    pulls: ImagesKit,
     published_images: PublishedImages,
     faulty: FaultyRegistry,
     metadata: Metadata,
@@ -73,7 +73,7 @@ async def test_a_corrupt_blob_is_refused_and_nothing_stays(
 
 
 async def test_a_truncated_blob_is_refused(
-    pulls: PullKit,
+    pulls: ImagesKit,
     published_images: PublishedImages,
     faulty: FaultyRegistry,
     metadata: Metadata,
@@ -88,7 +88,7 @@ async def test_a_truncated_blob_is_refused(
 
 
 async def test_a_giant_manifest_is_refused(
-    pulls: PullKit, published_images: PublishedImages, faulty: FaultyRegistry, metadata: Metadata
+    pulls: ImagesKit, published_images: PublishedImages, faulty: FaultyRegistry, metadata: Metadata
 ) -> None:
     faulty.giant_manifest("latest", 5 << 20)
     ref = through(faulty, published_images, "busybox")
@@ -99,7 +99,7 @@ async def test_a_giant_manifest_is_refused(
 
 
 async def test_credentials_never_follow_a_redirect(
-    pulls: PullKit, published_images: PublishedImages, faulty: FaultyRegistry
+    pulls: ImagesKit, published_images: PublishedImages, faulty: FaultyRegistry
 ) -> None:
     faulty.require_basic("flotilla", "secret")
     faulty.redirect_blobs(True)
@@ -113,13 +113,13 @@ async def test_credentials_never_follow_a_redirect(
 
 
 async def test_without_credentials_an_auth_registry_refuses(
-    pulls: PullKit, auth_registry: AuthRegistry
+    pulls: ImagesKit, auth_registry: AuthRegistry
 ) -> None:
     with pytest.raises(errdefs.Unauthenticated):
         await pulls.pull(auth_registry.ref("busybox"))
 
 
-async def pull_with(pulls: PullKit, registry: AuthRegistry) -> None:
+async def pull_with(pulls: ImagesKit, registry: AuthRegistry) -> None:
     own = Registries(credentials={registry.host: registry.credentials})
     try:
         pulled = await pulls.pull(registry.ref("busybox"), registries=own)
@@ -128,11 +128,11 @@ async def pull_with(pulls: PullKit, registry: AuthRegistry) -> None:
     assert pulled.created
 
 
-async def test_a_basic_auth_registry(pulls: PullKit, auth_registry: AuthRegistry) -> None:
+async def test_a_basic_auth_registry(pulls: ImagesKit, auth_registry: AuthRegistry) -> None:
     await pull_with(pulls, auth_registry)
 
 
-async def test_a_token_registry(pulls: PullKit, token_registry: AuthRegistry) -> None:
+async def test_a_token_registry(pulls: ImagesKit, token_registry: AuthRegistry) -> None:
     await pull_with(pulls, token_registry)
     assert token_registry.token_server is not None
     scopes = {scope for r in token_registry.token_server.requests for scope in r.scopes}
@@ -140,7 +140,7 @@ async def test_a_token_registry(pulls: PullKit, token_registry: AuthRegistry) ->
 
 
 async def test_concurrent_pulls_fetch_each_blob_once(
-    pulls: PullKit, published_images: PublishedImages, faulty: FaultyRegistry
+    pulls: ImagesKit, published_images: PublishedImages, faulty: FaultyRegistry
 ) -> None:
     ref = through(faulty, published_images, "large")
     await asyncio.gather(pulls.pull(ref), pulls.pull(ref), pulls.pull(ref, namespace="other"))
