@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from flotilla.cli.content import add_content_commands, run_content
+from flotilla.cli.image import add_image_commands, run_image
 from flotilla.cli.metrics_http import collect_metrics
 from flotilla.cli.snapshot import add_snapshot_commands, run_snapshot
 from flotilla.cli.status import format_status, status_rows
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("metrics", help="print this node's metrics in Prometheus text format")
     add_content_commands(commands)
     add_snapshot_commands(commands)
+    add_image_commands(commands)
     return parser
 
 
@@ -81,6 +83,14 @@ async def _snapshot(config: config_mod.Config, args: argparse.Namespace) -> None
         await bus.close()
 
 
+async def _image(config: config_mod.Config, args: argparse.Namespace) -> None:
+    bus = await _bus(config)
+    try:
+        await run_image(bus, config, args)
+    finally:
+        await bus.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the ``flotilla`` command; errors print as ``flotilla: <Class>: <message>``, exit 1."""
     import uvloop
@@ -88,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     commands = {"up": _up, "status": _status, "metrics": _metrics, "content": _content}
     commands.update(snapshot=_snapshot, snapshots=_snapshot)
+    commands.update(image=_image, images=_image)
     try:
         config = config_mod.load(args.config)
         configure_logging("flotilla-cli", config.node, config.log_level)
