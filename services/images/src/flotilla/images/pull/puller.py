@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from flotilla.common import errdefs
+from flotilla.common.tasks import first_error
 from flotilla.content.store import Store
 from flotilla.images import oci
 from flotilla.images.lease import Holder, temporary_lease
@@ -24,7 +25,7 @@ from flotilla.images.platforms import Matcher
 from flotilla.images.pull import plan
 from flotilla.images.pull.blobs import BlobSource, store_document
 from flotilla.images.pull.progress import State, Tracker
-from flotilla.images.pull.unpack import LayerSet, fetch_and_unpack, first_error
+from flotilla.images.pull.unpack import LayerSet, fetch_and_unpack
 from flotilla.images.reference import Reference
 from flotilla.metadata import Metadata
 from flotilla.metadata.records import Descriptor as RecordDescriptor

@@ -10,11 +10,11 @@ anywhere cancels the rest; the temporary snapshots are removed by ``apply_layers
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from flotilla.common.mounts import Mount
+from flotilla.common.tasks import first_error
 from flotilla.content.store import Store
 from flotilla.images import oci
 from flotilla.images.pull.blobs import BlobSource, add_labels, fetch_blob
@@ -24,7 +24,7 @@ from flotilla.snapshots.diff.differ import Applier, Descriptor
 from flotilla.snapshots.rootfs import BeforePrepare, Layer, apply_layers
 from flotilla.snapshots.snapshotter import Snapshotter
 
-__all__ = ["LayerSet", "TrackingApplier", "fetch_and_unpack", "first_error"]
+__all__ = ["LayerSet", "TrackingApplier", "fetch_and_unpack"]
 
 
 @dataclass(frozen=True)
@@ -128,21 +128,3 @@ async def fetch_and_unpack(
                 )
             )
     return unpacking.result()
-
-
-@contextlib.contextmanager
-def first_error() -> Iterator[None]:
-    """Raise a task group's first error alone, as a caller expects one error from a pull."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        raise _first(group) from None
-
-
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            return _first(error)
-        if not isinstance(error, asyncio.CancelledError):
-            return error
-    return group.exceptions[0]

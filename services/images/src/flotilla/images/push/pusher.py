@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from flotilla.common.tasks import first_error
 from flotilla.content.store import Store
 from flotilla.images import oci
 from flotilla.images.platforms import Matcher
 from flotilla.images.pull.progress import State, Tracker
-from flotilla.images.pull.unpack import first_error
 from flotilla.images.push.upload import Target, push_blob, push_document, push_root
 from flotilla.images.push.walk import PushPlan, plan_push
 
