@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from nats.aio.msg import Msg
 from tests.images.conftest import NODE, NS
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus
+from flotilla.common.subjects import EVENTS_PREFIX
 from flotilla.content.proxy import ContentProxy
 from flotilla.images import api
 from flotilla.images.gc.client import CollectorClient
@@ -36,13 +38,24 @@ async def images_service(node_root: Path, nats_url: str, bus: Bus) -> AsyncItera
         yield ImagesProxy(bus, timeout=300)
 
 
-async def test_pull_with_progress(
-    images_service: ImagesProxy, published_images: PublishedImages, metadata: Metadata
+async def test_pull_with_progress_and_events(
+    images_service: ImagesProxy, published_images: PublishedImages, metadata: Metadata, bus: Bus
 ) -> None:
     seen: list[BlobProgress] = []
+    topics: list[str] = []
+
+    async def on_event(msg: Msg) -> None:
+        topics.append(msg.subject)
+
+    subscription = await bus.nc.subscribe(f"{EVENTS_PREFIX}.images.>", cb=on_event)
     ref = published_images.ref("large")
     request = api.PullRequest(reference=ref, plain_http=True)
     result = await images_service.pull(NS, request, progress=seen.append)
+    again = await images_service.pull(NS, request)
+    await bus.flush()
+    await subscription.unsubscribe()
+    assert not again.created
+    assert topics == [f"{EVENTS_PREFIX}.images.create", f"{EVENTS_PREFIX}.images.update"]
     assert result.name == ref
     assert result.target.digest == published_images.images.large.digest
     assert len(result.chain_ids) == 1
