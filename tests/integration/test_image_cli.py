@@ -113,6 +113,20 @@ async def test_pull_prints_progress_then_the_image_is_listed(
     assert await ok(env, "-n", "elsewhere", "ls", "-q") == ""
 
 
+async def test_an_index_lists_its_platforms_and_this_node_s_size(
+    env: dict[str, str], published_images: PublishedImages
+) -> None:
+    ref = published_images.ref("multiarch")
+    await ok(env, "pull", ref, "--plain-http", "--no-unpack")
+    media_type, digest, *size, platform, _ = listed(await ok(env, "ls"))[ref]
+    assert (media_type, digest) == (oci.OCI_INDEX, published_images.images.multiarch.digest)
+    assert platform == "linux/amd64,linux/arm64"
+    assert len(size) == 2, "this node's manifest was pulled: its size is known"
+
+    await ok(env, "-n", "all", "pull", ref, "--plain-http", "--no-unpack", "--all-platforms")
+    assert listed(await ok(env, "-n", "all", "ls"))[ref][2:4] == size
+
+
 async def test_tag_label_and_remove_with_sync(
     env: dict[str, str], published_images: PublishedImages, bus: Bus
 ) -> None:
