@@ -3,9 +3,10 @@
 Each case runs both sides on the same image, one after the other, every run cold:
 
 - *pull busybox* (1 layer) and *pull large* (8 layers, 200 MiB; 16 MiB with ``--quick``) from
-  the run's local registry (plain HTTP): ``ctr images pull --plain-http`` (fetches, then
-  unpacks into overlayfs as it does by default) vs ``ImagesProxy.pull`` (the node's images
-  service: layers downloaded in parallel, each unpacked into overlayfs while it downloads).
+  the run's local registry (plain HTTP): ``ctr images pull --plain-http`` (containerd 1.6's
+  ``ctr`` fetches every blob into containerd, then unpacks the layers into overlayfs one after
+  another) vs ``ImagesProxy.pull`` (the node's images service: layers downloaded in parallel,
+  each unpacked into overlayfs while it downloads).
 - *fetch large*: the same without the unpack, to tell download from unpack: ``ctr content
   fetch --plain-http`` vs ``ImagesProxy.pull`` with ``unpack=False``.
 - *import large*: the image as an OCI tarball on disk: ``ctr images import`` (unpacks by
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -53,7 +55,7 @@ from flotilla.testkit.layout import read_json
 MIB = 1 << 20
 SNAPSHOTTER = "overlayfs"
 IMPORT_NAME = "bench.flotilla.io/large:import"
-LAYER = "application/vnd.oci.image.layer"
+LAYER = "image.layer"  # in the test images' OCI layer media types
 _namespaces = (f"bench-pull-{n}" for n in itertools.count())
 
 Action = Callable[[str], Awaitable[object]]
@@ -200,16 +202,16 @@ class Timeline:
         """A progress sink."""
         self.seen.append(((time.perf_counter() - self.start) * 1000.0, report))
 
-    def first(self, state: State) -> float:
-        """When a layer first reached ``state`` (NaN: never)."""
-        return min(self._layer_times(state), default=float("nan"))
+    def first(self, state: State, kind: str = LAYER) -> float:
+        """When a blob whose media type holds ``kind`` first reached ``state`` (NaN: never)."""
+        return min(self._times(state, kind), default=float("nan"))
 
-    def last(self, state: State) -> float:
-        """When the last layer reached ``state`` (NaN: never)."""
-        return max(self._layer_times(state), default=float("nan"))
+    def last(self, state: State, kind: str = LAYER) -> float:
+        """When the last blob whose media type holds ``kind`` reached ``state`` (NaN: never)."""
+        return max(self._times(state, kind), default=float("nan"))
 
-    def _layer_times(self, state: State) -> list[float]:
-        return [t for t, p in self.seen if p.state is state and p.media_type.startswith(LAYER)]
+    def _times(self, state: State, kind: str) -> list[float]:
+        return [t for t, p in self.seen if p.state is state and kind in p.media_type]
 
     def downloaded(self) -> int:
         """Layers that were downloaded (not found in the store)."""
@@ -226,14 +228,38 @@ async def breakdown(rounds: Rounds, name: str, pull: Pull) -> str:
     await pull(rounds.namespace, timeline.record)
     total = (time.perf_counter() - timeline.start) * 1000.0
     marks = {
+        "manifest request": timeline.first(State.DOWNLOADING, "manifest"),
+        "config request": timeline.first(State.DOWNLOADING, "config"),
         "first layer request": timeline.first(State.DOWNLOADING),
         "first extract": timeline.first(State.EXTRACTING),
         "last layer downloaded": timeline.last(State.VERIFYING),
         "last layer done": timeline.last(State.DONE),
+        "manifest stored": timeline.last(State.DONE, "manifest"),
         "returned": total,
     }
     text = ", ".join(f"{what} {ms:.0f}" for what, ms in marks.items())
     return f"{name}, flotilla, ms after the call ({timeline.downloaded()} layers fetched): {text}"
+
+
+_CTR_FETCHED = re.compile(r"^elapsed: ([0-9.]+) s", re.MULTILINE)
+_CTR_UNPACKED = re.compile(r"^done: ([0-9.]+)(ms|s|µs)\s*$", re.MULTILINE)
+_GO_UNITS = {"s": 1000.0, "ms": 1.0, "µs": 0.001}
+
+
+async def ctr_breakdown(rounds: Rounds, name: str, ref: str) -> str:
+    """One more cold ``ctr images pull``: its own fetch and unpack times, as one line."""
+    await rounds.reset()
+    start = time.perf_counter()
+    args = ("images", "pull", "--plain-http", "--snapshotter", SNAPSHOTTER, ref)
+    out = await rounds.ctd.ctr(*args, namespace=rounds.namespace)
+    total = (time.perf_counter() - start) * 1000.0
+    fetched, unpacked = _CTR_FETCHED.findall(out), _CTR_UNPACKED.findall(out)
+    fetch_ms = float(fetched[-1]) * 1000.0 if fetched else float("nan")
+    unpack_ms = sum(float(value) * _GO_UNITS[unit] for value, unit in unpacked)
+    return (
+        f"{name}, containerd, ms: fetch {fetch_ms:.0f} (ctr's 'elapsed', 0.1 s steps), "
+        f"then unpack {unpack_ms:.0f} (ctr's 'done'), returned {total:.0f}"
+    )
 
 
 async def run(ctx: BenchContext) -> list[Result]:
@@ -246,10 +272,7 @@ async def run(ctx: BenchContext) -> list[Result]:
     tarball = await export_oci_tar(large, ctx.workdir / "pull-import.tar", image_name=IMPORT_NAME)
     small_ref, large_ref = published.ref("busybox"), published.ref("large")
     label = f"large {size // MIB} MiB (8 layers)"
-    pulls = {
-        "pull busybox (1 layer)": _pull(images, small_ref),
-        f"pull {label}": _pull(images, large_ref),
-    }
+    pulls = {"pull busybox (1 layer)": small_ref, f"pull {label}": large_ref}
     cases = [
         Case(
             "pull busybox (1 layer), overlayfs, cold",
@@ -278,6 +301,7 @@ async def run(ctx: BenchContext) -> list[Result]:
     ]
     rounds = Rounds(ctx, ctd, registry)
     results = [await rounds.measure(case) for case in cases]
-    for name, pull in pulls.items():
-        print(await breakdown(rounds, name, pull), file=sys.stderr, flush=True)
+    for name, ref in pulls.items():
+        print(await ctr_breakdown(rounds, name, ref), file=sys.stderr, flush=True)
+        print(await breakdown(rounds, name, _pull(images, ref)), file=sys.stderr, flush=True)
     return results
