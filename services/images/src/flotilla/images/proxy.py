@@ -110,7 +110,8 @@ class ImagesProxy:
             reporting = msgspec.structs.replace(request, progress=inbox)
             return await self._call(method, namespace, reporting, node)
         finally:
-            await subscription.unsubscribe()
+            # Reports that came before the answer still reach the callback.
+            await subscription.drain()  # type: ignore[no-untyped-call]
 
     async def _call(
         self, method: Unary[_Req, _Resp], namespace: str, request: _Req, node: str

@@ -12,7 +12,6 @@ from flotilla.images import api, oci, platforms, reference
 from flotilla.images.gc.collector import GarbageCollector
 from flotilla.images.platforms import Matcher
 from flotilla.images.pull.node import NodeServices
-from flotilla.images.pull.progress import Tracker
 from flotilla.images.pull.puller import Pulled, Puller, PullOptions, Remote
 from flotilla.images.push.pusher import Pusher, PushOptions
 from flotilla.images.push.upload import Target as PushTarget
@@ -104,8 +103,9 @@ class ImagesService:
             downloads=self.downloads,
             labels=req.labels,
         )
-        tracker = Tracker(self.node.progress(req.progress))
-        return _result(await self.puller.pull(namespace, ref, remote, options, tracker))
+        async with self.node.reporting(req.progress) as tracker:
+            pulled = await self.puller.pull(namespace, ref, remote, options, tracker)
+        return _result(pulled)
 
     async def import_(self, req: api.ImportRequest, ctx: Context) -> api.ImportResult:
         options = PullOptions(
@@ -140,16 +140,16 @@ class ImagesService:
         )
         wanted = [platforms.only(platforms.parse(text)) for text in req.platforms] or None
         options = PushOptions(matchers=wanted, chunk_size=req.chunk_size, uploads=self.downloads)
-        tracker = Tracker(self.node.progress(req.progress))
-        pushed = await self.pusher.push(
-            ctx.namespace,
-            target,
-            self._repository(ref, req),
-            ref.tag,
-            options,
-            tracker,
-            image=req.name,
-        )
+        async with self.node.reporting(req.progress) as tracker:
+            pushed = await self.pusher.push(
+                ctx.namespace,
+                target,
+                self._repository(ref, req),
+                ref.tag,
+                options,
+                tracker,
+                image=req.name,
+            )
         return api.Pushed(
             reference=str(ref),
             target=api.Target(media_type=pushed.media_type, digest=pushed.digest, size=pushed.size),

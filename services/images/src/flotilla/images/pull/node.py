@@ -7,14 +7,15 @@ goes to that node's services (on the same node, the content ingest's file direct
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import msgspec
 
 from flotilla.common.bus import Bus
 from flotilla.content.proxy import ContentProxy
-from flotilla.images.pull.progress import BlobProgress, ProgressSink, discard
+from flotilla.images.pull.progress import BlobProgress, Tracker
 from flotilla.images.pull.puller import Unpacker
 from flotilla.snapshots.proxy import DiffProxy, SnapshotterProxy
 
@@ -32,7 +33,6 @@ class NodeServices:
         self.content = ContentProxy(bus, node=bus.node)
         self._diff = DiffProxy(bus, node=bus.node)
         self._snapshotters: dict[str, SnapshotterProxy] = {}
-        self._sending: set[asyncio.Task[None]] = set()
 
     async def unpacker(self, snapshotter: str) -> Unpacker:
         """Where a pull unpacks into ``snapshotter`` (empty: the node's default).
@@ -46,18 +46,28 @@ class NodeServices:
             self._snapshotters[snapshotter] = proxy
         return Unpacker(proxy, proxy.name, self._diff, self.node)
 
-    def progress(self, subject: str) -> ProgressSink:
-        """A sink publishing each report on ``subject`` (none: reports are dropped)."""
+    @contextlib.asynccontextmanager
+    async def reporting(self, subject: str) -> AsyncIterator[Tracker]:
+        """A tracker publishing each report on ``subject`` (none: reports are dropped).
+
+        Every report is on its way to the server when the block ends, before the caller's
+        answer is: the caller sees each one before the answer.
+        """
         if not subject:
-            return discard
+            yield Tracker()
+            return
         publish: Callable[[str, bytes], Coroutine[Any, Any, None]] = self._bus.nc.publish
+        sending: set[asyncio.Task[None]] = set()
 
         def send(report: BlobProgress) -> None:
             task = asyncio.ensure_future(publish(subject, _progress.encode(report)))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            sending.add(task)
+            task.add_done_callback(sending.discard)
 
-        return send
+        try:
+            yield Tracker(send)
+        finally:
+            await asyncio.gather(*sending, return_exceptions=True)
 
     async def close(self) -> None:
         """Close the snapshotter proxies."""
