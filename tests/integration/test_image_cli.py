@@ -19,7 +19,7 @@ from flotilla.content.proxy import ContentProxy
 from flotilla.images import oci
 from flotilla.testkit import fixtures as kit
 from flotilla.testkit.publish import PublishedImages
-from flotilla.testkit.services import ServiceProcess, run_cli
+from flotilla.testkit.services import node_env, node_services, run_cli
 
 pytestmark = pytest.mark.root
 
@@ -38,18 +38,10 @@ PROGRESS = re.compile(
 
 @pytest.fixture
 async def env(tmp_path: Path, nats_url: str, bus: Bus) -> AsyncIterator[dict[str, str]]:
-    env = {
-        "FLOTILLA_ROOT": str(tmp_path / "root"),
-        "FLOTILLA_NATS__URLS": nats_url,
-        "FLOTILLA_NODE_ID": NODE,
-        "FLOTILLA_LOG_LEVEL": "warning",
-    }
-    services = [ServiceProcess(name, env) for name in ("content", "snapshots", "images")]
-    for service in services:
-        await service.start(bus)
-    yield {**os.environ, **env}
-    for service in reversed(services):
-        await service.stop()
+    root = tmp_path / "root"
+    names = ("content", "snapshots", "images")
+    async with node_services(bus, nats_url, root, names, node=NODE):
+        yield {**os.environ, **node_env(root, nats_url, NODE)}
 
 
 async def flotilla(env: dict[str, str], *args: str, stdin: bytes = b"") -> tuple[int, str, str]:

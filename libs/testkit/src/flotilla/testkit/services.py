@@ -113,8 +113,9 @@ async def node_services(
     root: Path,
     names: Sequence[str],
     env: Mapping[str, str] = {},
+    node: str | None = None,
 ) -> AsyncIterator[list[ServiceProcess]]:
-    """``names`` started in order as processes of the bus's node on ``root``; stopped in reverse.
+    """``names`` started in order as processes of one node on ``root``; stopped in reverse.
 
     Args:
         bus: the test's connection (its node is the services' node).
@@ -122,11 +123,12 @@ async def node_services(
         root: their ``FLOTILLA_ROOT``.
         names: e.g. ``("content", "snapshots")``.
         env: more environment (``FLOTILLA_SNAPSHOTS__FOLLOW_IDLE``, ...).
+        node: their node, when not the bus's.
     """
     started: list[ServiceProcess] = []
     try:
         for name in names:
-            service = ServiceProcess(name, node_env(root, nats_url, bus.node, env))
+            service = ServiceProcess(name, node_env(root, nats_url, node or bus.node, env))
             await service.start(bus)
             started.append(service)
         yield started
