@@ -8,6 +8,7 @@ longer protects anything, and the collector deletes it.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 from collections.abc import AsyncIterator, Sequence
@@ -95,17 +96,30 @@ class LeaseStore:
         else:
             self._collector.schedule()
 
-    async def remove(self, namespace: str, lease_id: str) -> None:
+    async def remove(
+        self, namespace: str, lease_id: str, held: Sequence[Resource] | None = None
+    ) -> None:
         """Delete the lease and its resources without telling the collector.
 
-        The collector's own way to drop an expired lease.
+        The collector's own way to drop an expired lease, and a pull's once its image is
+        recorded.
+
+        Args:
+            namespace: the lease's namespace.
+            lease_id: the lease.
+            held: every resource the lease holds, when the caller knows them (saves listing
+                them).
 
         Raises:
             NotFound: if there is no such lease.
         """
         await self.records.remove(namespace, lease_id)
-        async for entry in self.bucket.entries(self._resource_pattern(namespace, lease_id)):
-            await self.bucket.delete(entry.key)
+        if held is None:
+            pattern = self._resource_pattern(namespace, lease_id)
+            found = [entry.key async for entry in self.bucket.entries(pattern)]
+        else:
+            found = [keys.join(namespace, lease_id, r.type, r.id) for r in held]
+        await asyncio.gather(*(self.bucket.delete(key) for key in found))
 
     async def holdings(self) -> builtins.list[tuple[str, Lease, tuple[Resource, ...]]]:
         """Every lease in every namespace, with its namespace and what it holds."""

@@ -30,6 +30,7 @@ class Holder:
         self._metadata = metadata
         self.namespace = namespace
         self.lease = lease
+        self._adding: dict[Resource, asyncio.Future[None]] = {}
 
     async def blob(self, digest: str) -> None:
         """Hold the blob ``digest``."""
@@ -38,7 +39,23 @@ class Holder:
     async def resource(self, kind: str, ident: str) -> None:
         """Hold a resource (``content``, ``snapshots/<snapshotter>``)."""
         resource = Resource(type=kind, id=ident)
-        await self._metadata.leases.add_resource(self.namespace, self.lease, resource)
+        adding = self._adding.get(resource)
+        if adding is None:  # held once, however many blobs or manifests name it
+            leases = self._metadata.leases
+            adding = asyncio.ensure_future(
+                leases.add_resource(self.namespace, self.lease, resource)
+            )
+            self._adding[resource] = adding
+        await asyncio.shield(adding)
+
+    @property
+    def held(self) -> list[Resource]:
+        """What was added to the lease."""
+        return [
+            r
+            for r, added in self._adding.items()
+            if added.done() and not added.cancelled() and added.exception() is None
+        ]
 
 
 @contextlib.asynccontextmanager
@@ -47,8 +64,9 @@ async def temporary_lease(metadata: Metadata, namespace: str, what: str) -> Asyn
     expire = (datetime.now(UTC) + LEASE_TTL).strftime("%Y-%m-%dT%H:%M:%SZ")
     lease = f"{what}-{secrets.token_hex(8)}"
     await metadata.leases.create(namespace, lease, {EXPIRE: expire})
+    holder = Holder(metadata, namespace, lease)
     try:
-        yield Holder(metadata, namespace, lease)
+        yield holder
     finally:
         with contextlib.suppress(errdefs.ErrdefsError):
-            await asyncio.shield(metadata.leases.remove(namespace, lease))
+            await asyncio.shield(metadata.leases.remove(namespace, lease, holder.held))

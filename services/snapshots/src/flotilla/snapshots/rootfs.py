@@ -8,7 +8,8 @@ finds the name taken (another unpack won the race) drops its own copy.
 
 Where the snapshotter :attr:`~flotilla.snapshots.snapshotter.Snapshotter.can_rebase`
 (overlayfs), every missing layer is prepared without parent and applied at the same time
-(``workers`` at once), then committed onto its parent in order; otherwise one after another.
+(``workers`` at once), each committed onto its parent as soon as the layers below it are;
+otherwise one after another.
 """
 
 from __future__ import annotations
@@ -106,9 +107,10 @@ async def apply_layers(
         raise errdefs.InvalidArgument("an image needs at least one layer")
     unpack = _Unpack(snapshotter, applier, namespace, labels, before_prepare)
     chains = chain_ids([layer.diff_id for layer in layers])
+    committed = await asyncio.gather(*(_committed(snapshotter, namespace, c) for c in chains))
     first_missing = len(layers)
     for index in reversed(range(len(layers))):
-        if await _committed(snapshotter, namespace, chains[index]):
+        if committed[index]:
             break
         first_missing = index
     missing = range(first_missing, len(layers))
@@ -186,19 +188,21 @@ async def _apply_parallel(
             return await _apply_one(unpack, layers[index], chains[index], "", stacked=stacked)
 
     tasks = [asyncio.ensure_future(apply(index)) for index in missing]
-    try:
-        keys = await asyncio.gather(*tasks)
-    except BaseException:
-        await _discard(snapshotter, namespace, tasks)
-        raise
+    # Each layer is committed onto its parent as soon as it and every layer below it are
+    # applied, while the layers above are still being applied.
     for position, index in enumerate(missing):
+        try:
+            key = await tasks[position]
+        except BaseException:
+            await _discard(snapshotter, namespace, tasks[position:])
+            raise
         parent = chains[index - 1] if index else None
         try:
-            await _commit(unpack, chains[index], keys[position], parent)
+            await _commit(unpack, chains[index], key, parent)
         except BaseException:
-            for key in keys[position:]:
-                with contextlib.suppress(errdefs.ErrdefsError):
-                    await snapshotter.remove(namespace, key)
+            with contextlib.suppress(errdefs.ErrdefsError):
+                await snapshotter.remove(namespace, key)
+            await _discard(snapshotter, namespace, tasks[position + 1 :])
             raise
 
 

@@ -23,7 +23,7 @@ from flotilla.images import oci
 from flotilla.images.lease import Holder, temporary_lease
 from flotilla.images.platforms import Matcher
 from flotilla.images.pull import plan
-from flotilla.images.pull.blobs import BlobSource, store_document
+from flotilla.images.pull.blobs import BlobSource, add_labels, store_document
 from flotilla.images.pull.progress import State, Tracker
 from flotilla.images.pull.unpack import LayerSet, fetch_and_unpack
 from flotilla.images.reference import Reference
@@ -182,34 +182,40 @@ class Puller:
         manifest = oci.decode_manifest(data, desc)
         config_data = await self._document(pull, manifest.config)
         config = oci.decode_config(config_data, manifest.config, len(manifest.layers))
-        for layer in manifest.layers:
-            await pull.holder.blob(layer.digest)
         layer_set = LayerSet(manifest.layers, config.rootfs.diff_ids, pull.source)
-        chain = await self._layers(pull, layer_set)
-        config_labels = dict(pull.source)
-        if chain and pull.options.unpack is not None:
-            config_labels.update(plan.config_labels(pull.options.unpack.name, chain))
-            pull.chains.append(chain)
-        await store_document(
-            self._store, pull.namespace, manifest.config, config_data, config_labels
-        )
+        store, namespace = self._store, pull.namespace
         manifest_labels = {**plan.manifest_labels(manifest), **pull.source}
-        await store_document(self._store, pull.namespace, desc, data, manifest_labels)
+        # The documents are stored while the layers arrive (the lease holds them all); only
+        # the config's snapshot label waits for the unpack.
+        with first_error():
+            async with asyncio.TaskGroup() as group:
+                group.create_task(store_document(store, namespace, desc, data, manifest_labels))
+                group.create_task(
+                    store_document(store, namespace, manifest.config, config_data, pull.source)
+                )
+                layers = group.create_task(self._layers(pull, layer_set))
+        chain = layers.result()
+        if chain and pull.options.unpack is not None:
+            labels = plan.config_labels(pull.options.unpack.name, chain)
+            await add_labels(store, namespace, manifest.config.digest, labels)
+            pull.chains.append(chain)
         for done in (manifest.config, desc):
             pull.tracker.report(done.digest, done.media_type, State.DONE, done.size, done.size)
 
     async def _layers(self, pull: _Pull, layer_set: LayerSet) -> str:
         unpacker = pull.options.unpack
+        held = [pull.holder.blob(layer.digest) for layer in layer_set.layers]
         unpack, before_prepare = None, None
         if unpacker is not None:
             kind = f"snapshots/{unpacker.name}"
-            for chain in chain_ids(list(layer_set.diff_ids)):
-                await pull.holder.resource(kind, chain)
+            chains = chain_ids(list(layer_set.diff_ids))
+            held += [pull.holder.resource(kind, chain) for chain in chains]
             unpack = (unpacker.snapshotter, unpacker.applier)
 
             async def before_prepare(key: str) -> None:
                 await pull.holder.resource(kind, key)
 
+        await asyncio.gather(*held)
         return await fetch_and_unpack(
             self._store,
             pull.namespace,
