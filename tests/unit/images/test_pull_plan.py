@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flotilla.common import errdefs
-from flotilla.images import oci
+from flotilla.images import labels, oci
 from flotilla.images.platforms import Platform, only
 from flotilla.images.pull import plan
 from flotilla.images.pull.progress import BlobProgress, State, Tracker
@@ -65,16 +65,18 @@ def test_labels_as_containerd_sets_them() -> None:
         config=oci.Descriptor(media_type=oci.OCI_CONFIG, digest=digest(9), size=5),
         layers=[entry(7, "amd64", media_type=oci.OCI_LAYER_GZIP), entry(8, "amd64")],
     )
-    assert plan.manifest_labels(manifest) == {
+    assert labels.manifest_labels(manifest.config, manifest.layers) == {
         "containerd.io/gc.ref.content.config": digest(9),
         "containerd.io/gc.ref.content.l.0": digest(7),
         "containerd.io/gc.ref.content.l.1": digest(8),
     }
-    assert plan.index_labels([entry(3, "amd64")]) == {"containerd.io/gc.ref.content.m.0": digest(3)}
-    assert plan.config_labels("overlayfs", digest(1)) == {
+    assert labels.index_labels([entry(3, "amd64")]) == {
+        "containerd.io/gc.ref.content.m.0": digest(3)
+    }
+    assert labels.config_labels("overlayfs", digest(1)) == {
         "containerd.io/gc.ref.snapshot.overlayfs": digest(1)
     }
-    assert plan.source_labels("127.0.0.1:5000", "library/busybox") == {
+    assert labels.source_labels("127.0.0.1:5000", "library/busybox") == {
         "containerd.io/distribution.source.127.0.0.1:5000": "library/busybox"
     }
 

@@ -22,7 +22,8 @@ from flotilla.images import oci
 from flotilla.images.archive.entries import Catalog
 from flotilla.images.archive.layout import read_document
 from flotilla.images.archive.names import normalize_repo_tag
-from flotilla.images.archive.plan import Blob, Plan, manifest_labels
+from flotilla.images.archive.plan import Blob, Plan
+from flotilla.images.labels import manifest_labels
 from flotilla.images.platforms import Platform as PlatformSpec
 from flotilla.images.platforms import normalize
 

@@ -20,7 +20,8 @@ from flotilla.common.errdefs import InvalidArgument, NotFound
 from flotilla.images import oci
 from flotilla.images.archive.entries import Catalog
 from flotilla.images.archive.names import entry_name
-from flotilla.images.archive.plan import Blob, Plan, index_labels, manifest_labels
+from flotilla.images.archive.plan import Blob, Plan
+from flotilla.images.labels import index_labels, manifest_labels
 from flotilla.images.platforms import Matcher
 
 __all__ = ["LAYOUT_VERSION", "blob_entry", "plan_layout", "read_document"]

@@ -8,15 +8,11 @@ and layers (``gc.ref.content.config``, ``gc.ref.content.l.<i>``).
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
 
 from flotilla.images import oci
 
-__all__ = ["Blob", "Plan", "index_labels", "manifest_labels"]
-
-_CONTENT: Final = "containerd.io/gc.ref.content"
+__all__ = ["Blob", "Plan"]
 
 
 @dataclass
@@ -52,15 +48,3 @@ class Plan:
     def in_archive_order(self) -> list[Blob]:
         """The blobs by their place in the archive, so a compressed one is read through once."""
         return sorted(self.blobs.values(), key=lambda blob: blob.member.offset_data)
-
-
-def index_labels(children: Sequence[oci.Descriptor]) -> dict[str, str]:
-    """An index's labels: the manifests imported with it."""
-    return {f"{_CONTENT}.m.{i}": child.digest for i, child in enumerate(children)}
-
-
-def manifest_labels(config: oci.Descriptor, layers: Sequence[oci.Descriptor]) -> dict[str, str]:
-    """A manifest's labels: its config and layers."""
-    found = {f"{_CONTENT}.config": config.digest}
-    found.update({f"{_CONTENT}.l.{i}": layer.digest for i, layer in enumerate(layers)})
-    return found

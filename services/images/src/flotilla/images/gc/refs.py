@@ -13,9 +13,13 @@ from typing import Final, NamedTuple
 
 import msgspec
 
+from flotilla.images import oci
+
 __all__ = [
+    "CONTENT_REF",
     "MANIFEST_TYPES",
     "ROOT",
+    "SNAPSHOT_REF",
     "BlobRef",
     "SnapshotRef",
     "children",
@@ -24,20 +28,13 @@ __all__ = [
 ]
 
 ROOT: Final = "containerd.io/gc.root"
-_CONTENT: Final = "containerd.io/gc.ref.content"
-_SNAPSHOT: Final = "containerd.io/gc.ref.snapshot."
+CONTENT_REF: Final = "containerd.io/gc.ref.content"
+SNAPSHOT_REF: Final = "containerd.io/gc.ref.snapshot."
 
-MANIFEST_TYPES: Final = frozenset(
-    {
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
+MANIFEST_TYPES: Final = oci.MANIFEST_TYPES | oci.INDEX_TYPES
 """Blobs whose JSON names other blobs; read and followed by the mark."""
 
-MAX_MANIFEST: Final = 4 << 20
+MAX_MANIFEST: Final = oci.MAX_DOCUMENT
 """containerd's limit on a manifest's size; a larger one is not read (its children are not
 followed: they stay only if labels or leases keep them)."""
 
@@ -66,10 +63,10 @@ def is_root(labels: Mapping[str, str]) -> bool:
 def label_refs(namespace: str, labels: Mapping[str, str]) -> Iterator[BlobRef | SnapshotRef]:
     """The blobs and snapshots ``labels`` refer to."""
     for key, value in labels.items():
-        if key == _CONTENT or key.startswith(_CONTENT + "."):
+        if key == CONTENT_REF or key.startswith(CONTENT_REF + "."):
             yield BlobRef(namespace, value)
-        elif key.startswith(_SNAPSHOT):
-            snapshotter = key[len(_SNAPSHOT) :].split("/", 1)[0]
+        elif key.startswith(SNAPSHOT_REF):
+            snapshotter = key[len(SNAPSHOT_REF) :].split("/", 1)[0]
             if snapshotter:
                 yield SnapshotRef(namespace, snapshotter, value)
 

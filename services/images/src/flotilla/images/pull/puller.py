@@ -20,6 +20,7 @@ from flotilla.common import errdefs
 from flotilla.common.tasks import first_error
 from flotilla.content.store import Store
 from flotilla.images import oci
+from flotilla.images.labels import config_labels, index_labels, manifest_labels, source_labels
 from flotilla.images.lease import Holder, temporary_lease
 from flotilla.images.platforms import Matcher
 from flotilla.images.pull import plan
@@ -104,7 +105,7 @@ class _Pull:
     def source(self) -> dict[str, str]:
         if not self.options.from_registry:
             return {}
-        return plan.source_labels(self.reference.domain, self.reference.path)
+        return source_labels(self.reference.domain, self.reference.path)
 
 
 class Puller:
@@ -173,8 +174,8 @@ class Puller:
             async with asyncio.TaskGroup() as group:
                 for child in children:
                     group.create_task(self._walk(pull, child))
-        labels = {**plan.index_labels(children), **pull.source}
-        await store_document(self._store, pull.namespace, desc, data, labels)
+        found = {**index_labels(children), **pull.source}
+        await store_document(self._store, pull.namespace, desc, data, found)
         pull.tracker.report(desc.digest, desc.media_type, State.DONE, desc.size, desc.size)
 
     async def _manifest(self, pull: _Pull, desc: oci.Descriptor) -> None:
@@ -184,20 +185,20 @@ class Puller:
         config = oci.decode_config(config_data, manifest.config, len(manifest.layers))
         layer_set = LayerSet(manifest.layers, config.rootfs.diff_ids, pull.source)
         store, namespace = self._store, pull.namespace
-        manifest_labels = {**plan.manifest_labels(manifest), **pull.source}
+        own = {**manifest_labels(manifest.config, manifest.layers), **pull.source}
         # The documents are stored while the layers arrive (the lease holds them all); only
         # the config's snapshot label waits for the unpack.
         with first_error():
             async with asyncio.TaskGroup() as group:
-                group.create_task(store_document(store, namespace, desc, data, manifest_labels))
+                group.create_task(store_document(store, namespace, desc, data, own))
                 group.create_task(
                     store_document(store, namespace, manifest.config, config_data, pull.source)
                 )
                 layers = group.create_task(self._layers(pull, layer_set))
         chain = layers.result()
         if chain and pull.options.unpack is not None:
-            labels = plan.config_labels(pull.options.unpack.name, chain)
-            await add_labels(store, namespace, manifest.config.digest, labels)
+            unpacked = config_labels(pull.options.unpack.name, chain)
+            await add_labels(store, namespace, manifest.config.digest, unpacked)
             pull.chains.append(chain)
         for done in (manifest.config, desc):
             pull.tracker.report(done.digest, done.media_type, State.DONE, done.size, done.size)

@@ -17,8 +17,8 @@ from flotilla.common.mounts import Mount
 from flotilla.common.tasks import first_error
 from flotilla.content.store import Store
 from flotilla.images import oci
+from flotilla.images.labels import UNCOMPRESSED
 from flotilla.images.pull.blobs import BlobSource, add_labels, fetch_blob
-from flotilla.images.pull.plan import UNCOMPRESSED
 from flotilla.images.pull.progress import State, Tracker
 from flotilla.snapshots.diff.differ import Applier, Descriptor
 from flotilla.snapshots.rootfs import BeforePrepare, Layer, apply_layers

@@ -22,12 +22,12 @@ from flotilla.common import errdefs
 from flotilla.content.helpers import read_blob
 from flotilla.content.store import Store
 from flotilla.images import oci
+from flotilla.images.labels import SOURCE
 from flotilla.images.platforms import Matcher
 from flotilla.images.pull.plan import select_manifests
 
 __all__ = ["Blob", "Document", "PushPlan", "plan_push"]
 
-SOURCE: Final = "containerd.io/distribution.source."
 _FOREIGN: Final = (
     "application/vnd.oci.image.layer.nondistributable.",
     "application/vnd.docker.image.rootfs.foreign.",
