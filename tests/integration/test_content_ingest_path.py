@@ -12,7 +12,7 @@ import pytest
 from flotilla.common import digests, errdefs
 from flotilla.common.bus import Bus
 from flotilla.content.proxy import ContentProxy
-from flotilla.testkit.services import ServiceProcess
+from flotilla.testkit.services import node_services
 
 NODE = "test-node"  # the bus fixture's own node: the test is a caller on the service's node
 NS = "ingests"
@@ -20,16 +20,8 @@ NS = "ingests"
 
 @pytest.fixture
 async def content(tmp_path: Path, nats_url: str, bus: Bus) -> AsyncIterator[ContentProxy]:
-    env = {
-        "FLOTILLA_ROOT": str(tmp_path / "root"),
-        "FLOTILLA_NATS__URLS": nats_url,
-        "FLOTILLA_NODE_ID": NODE,
-        "FLOTILLA_LOG_LEVEL": "warning",
-    }
-    service = ServiceProcess("content", env)
-    await service.start(bus)
-    yield ContentProxy(bus, node=NODE)
-    await service.stop()
+    async with node_services(bus, nats_url, tmp_path / "root", ("content",), node=NODE):
+        yield ContentProxy(bus, node=NODE)
 
 
 def _file_id(path: Path) -> str:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Final
 
+from flotilla.cli.labels import label_pairs, relabelled
 from flotilla.common.bus import Bus
 from flotilla.content.proxy import ContentProxy
 from flotilla.content.store import Info
@@ -64,8 +65,8 @@ async def _get(store: ContentProxy, ns: str, digest: str) -> None:
 
 async def _label(store: ContentProxy, ns: str, digest: str, pairs: list[str]) -> Info:
     info = await store.info(ns, digest)
-    updates = dict(pair.split("=", 1) for pair in pairs)
-    labels = {k: v for k, v in {**info.labels, **updates}.items() if v}
+    updates = label_pairs(pairs)
+    labels = relabelled(info.labels, updates)
     paths = [f"labels.{key}" for key in updates]
     return await store.update(ns, Info(digest=digest, labels=labels), paths)
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flotilla.cli.labels import label_pairs
 from flotilla.cli.snapshot import human_size
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus
@@ -363,19 +364,9 @@ async def _rm(node: Node, args: argparse.Namespace) -> None:
         print(name)
 
 
-def _pairs(pairs: Sequence[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise errdefs.InvalidArgument(f"label {pair!r}: expected key=value (key= removes)")
-        found[key] = value
-    return found
-
-
 async def _label(node: Node, args: argparse.Namespace) -> None:
     records = await node.records()
-    updates = _pairs(args.labels)
+    updates = label_pairs(args.labels)
     image = await records.images.get(node.namespace, args.name)
     if updates:
         wanted = {k: v for k, v in updates.items() if v}

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
-from flotilla.common import errdefs
+from flotilla.cli.labels import label_pairs
 from flotilla.common.bus import Bus
 from flotilla.common.mounts import Mount
 from flotilla.snapshots.proxy import SnapshotterProxy
@@ -204,18 +204,8 @@ async def _info(snapshots: SnapshotterProxy, ns: str, args: argparse.Namespace) 
     print(info_json(await snapshots.stat(ns, args.key)))
 
 
-def _pairs(pairs: Sequence[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise errdefs.InvalidArgument(f"label {pair!r}: expected key=value (key= removes)")
-        found[key] = value
-    return found
-
-
 async def _label(snapshots: SnapshotterProxy, ns: str, args: argparse.Namespace) -> None:
-    updates = _pairs(args.labels)
+    updates = label_pairs(args.labels)
     if updates:
         paths = [f"labels.{key}" for key in updates]
         request = Info(

@@ -121,6 +121,10 @@ class Index(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, renam
     media_type: str = ""
     annotations: dict[str, str] = {}
 
+    def images(self) -> list[Descriptor]:
+        """The entries that are image manifests or indexes (not artifacts of other types)."""
+        return [d for d in self.manifests if is_manifest(d.media_type) or is_index(d.media_type)]
+
 
 class Manifest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, rename="camel"):
     """An OCI image manifest or a Docker schema 2 manifest."""

@@ -174,11 +174,7 @@ class _Walk:
     async def _index(self, desc: oci.Descriptor) -> None:
         index = oci.decode_index(await self._document(desc), desc)
         parent = f"index {desc.digest}"
-        children = [
-            child
-            for child in index.manifests
-            if oci.is_manifest(child.media_type) or oci.is_index(child.media_type)
-        ]
+        children = index.images()
         if self.platforms is not None:
             platforms = self.platforms
             children = [

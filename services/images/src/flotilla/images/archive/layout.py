@@ -165,11 +165,7 @@ class _Walker:
 
     def _index(self, desc: oci.Descriptor, index: oci.Index) -> dict[str, str]:
         parent = f"index {desc.digest}"
-        children = [
-            child
-            for child in index.manifests
-            if oci.is_manifest(child.media_type) or oci.is_index(child.media_type)
-        ]
+        children = index.images()
         if self.platforms is not None:
             children = [child for child in children if self._matches(child)]
             if not children:

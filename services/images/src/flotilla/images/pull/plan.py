@@ -23,11 +23,7 @@ def select_manifests(
     Raises:
         NotFound: no manifest matches a wanted platform.
     """
-    children = [
-        child
-        for child in index.manifests
-        if oci.is_manifest(child.media_type) or oci.is_index(child.media_type)
-    ]
+    children = index.images()
     if matchers is None:
         return children
     chosen: list[oci.Descriptor] = []
