@@ -24,7 +24,7 @@ from flotilla.images.labels import config_labels, index_labels, manifest_labels,
 from flotilla.images.lease import Holder, temporary_lease
 from flotilla.images.platforms import Matcher
 from flotilla.images.pull import plan
-from flotilla.images.pull.blobs import BlobSource, add_labels, store_document
+from flotilla.images.pull.blobs import BlobSource, store_document
 from flotilla.images.pull.progress import State, Tracker
 from flotilla.images.pull.unpack import LayerSet, fetch_and_unpack
 from flotilla.images.reference import Reference
@@ -108,6 +108,15 @@ class _Pull:
         return source_labels(self.reference.domain, self.reference.path)
 
 
+def _resolved(reference: Reference, root: oci.Descriptor) -> oci.Descriptor:
+    """``root``, if it is what a reference by digest asked for."""
+    if reference.digest and root.digest != reference.digest:
+        raise errdefs.FailedPrecondition(
+            f"{reference}: the registry answered {root.digest} for {reference.digest}"
+        )
+    return root
+
+
 class Puller:
     """Pulls images into one node's content store (and snapshots) and the cluster records."""
 
@@ -131,15 +140,15 @@ class Puller:
             FailedPrecondition: a blob whose bytes do not match its digest.
             Unavailable: the registry could not be reached, or kept failing.
         """
-        root = await remote.resolve(reference.object)
-        if reference.digest and root.digest != reference.digest:
-            raise errdefs.FailedPrecondition(
-                f"{reference}: the registry answered {root.digest} for {reference.digest}"
-            )
-        async with temporary_lease(self._metadata, namespace, "pull") as holder:
-            pull = _Pull(namespace, reference, remote, options, tracker or Tracker(), holder)
-            await self._walk(pull, root)
-            return await self._record(pull, root)
+        resolving = asyncio.ensure_future(remote.resolve(reference.object))  # beside the lease
+        try:
+            async with temporary_lease(self._metadata, namespace, "pull") as holder:
+                root = _resolved(reference, await resolving)
+                pull = _Pull(namespace, reference, remote, options, tracker or Tracker(), holder)
+                await self._walk(pull, root)
+                return await self._record(pull, root)
+        finally:
+            resolving.cancel()
 
     async def _walk(self, pull: _Pull, desc: oci.Descriptor) -> None:
         if oci.is_index(desc.media_type):
@@ -153,18 +162,27 @@ class Puller:
             )
 
     async def _document(self, pull: _Pull, desc: oci.Descriptor) -> bytes:
-        """A small blob's bytes: from the node's content store if there, else the registry."""
-        await pull.holder.blob(desc.digest)
+        """A small blob's bytes: from the node's content store if there, else the registry.
+
+        The lease takes the blob while it is read (before anything commits it).
+        """
         if desc.size > oci.MAX_DOCUMENT:
             raise errdefs.InvalidArgument(
                 f"{desc.media_type} {desc.digest}: {desc.size} bytes, more than {oci.MAX_DOCUMENT}"
             )
+        holding = asyncio.ensure_future(pull.holder.blob(desc.digest))
+        try:
+            data = await self._read_document(pull, desc)
+        finally:
+            await holding
+        return data
+
+    async def _read_document(self, pull: _Pull, desc: oci.Descriptor) -> bytes:
         with contextlib.suppress(errdefs.NotFound):
             async with await self._store.reader_at(pull.namespace, desc.digest) as reader:
                 return await reader.read_at(0, reader.size)
         pull.tracker.report(desc.digest, desc.media_type, State.DOWNLOADING, 0, desc.size)
-        data = await pull.remote.fetch_document(desc)
-        return data
+        return await pull.remote.fetch_document(desc)
 
     async def _index(self, pull: _Pull, desc: oci.Descriptor) -> None:
         data = await self._document(pull, desc)
@@ -186,19 +204,19 @@ class Puller:
         layer_set = LayerSet(manifest.layers, config.rootfs.diff_ids, pull.source)
         store, namespace = self._store, pull.namespace
         own = {**manifest_labels(manifest.config, manifest.layers), **pull.source}
-        # The documents are stored while the layers arrive (the lease holds them all); only
-        # the config's snapshot label waits for the unpack.
+        config_own = dict(pull.source)
+        if pull.options.unpack is not None:  # the snapshot the unpack makes (chain IDs are known)
+            top = chain_ids(list(config.rootfs.diff_ids))[-1]
+            config_own.update(config_labels(pull.options.unpack.name, top))
+        # The documents are stored while the layers arrive: the lease holds them all.
         with first_error():
             async with asyncio.TaskGroup() as group:
                 group.create_task(store_document(store, namespace, desc, data, own))
                 group.create_task(
-                    store_document(store, namespace, manifest.config, config_data, pull.source)
+                    store_document(store, namespace, manifest.config, config_data, config_own)
                 )
                 layers = group.create_task(self._layers(pull, layer_set))
-        chain = layers.result()
-        if chain and pull.options.unpack is not None:
-            unpacked = config_labels(pull.options.unpack.name, chain)
-            await add_labels(store, namespace, manifest.config.digest, unpacked)
+        if chain := layers.result():
             pull.chains.append(chain)
         for done in (manifest.config, desc):
             pull.tracker.report(done.digest, done.media_type, State.DONE, done.size, done.size)
