@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import io
 import os
+import tarfile
 import threading
 import time
 import zlib
@@ -37,6 +40,42 @@ from flotilla.testkit import tarlayer as t
 from flotilla.testkit.content import RandomBytes
 from flotilla.testkit.events import RecordingPublisher
 from flotilla.testkit.services import node_services
+
+
+def _tar(files: Sequence[tuple[str, bytes]]) -> bytes:
+    """A plain tar of ``files``, names taken as they are (``..`` included)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.root
+async def test_a_bad_entry_fails_the_apply_while_the_download_stalls(tmp_path: Path) -> None:
+    async with await LocalStore.open(tmp_path / "content", RecordingPublisher()) as store:
+
+        async def ingest_path(namespace: str, ref: str) -> tuple[Path, str]:
+            path, identity = await store.ingest_path(namespace, ref)
+            return path, convert.file_id(identity)
+
+        # An idle limit far beyond the test's timeout: the bad entry alone must end the apply.
+        applier = LayerApplier(store.blob_path, ingest_path=ingest_path, follow_idle=3600)
+        target = tmp_path / "target"
+        target.mkdir()
+        tar = _tar([("../escape", b"x" * 100), ("big", b"y" * MIB)])
+        head = tar[:4096]  # the escaping entry, then a stall
+        digest = "sha256:" + hashlib.sha256(tar).hexdigest()
+        layer = Descriptor(media_type=LAYER_TAR, digest=digest, size=len(tar))
+        mounts = [Mount(type="bind", source=str(target), options=("rbind", "rw"))]
+        async with await store.writer(NS, "bad") as writer:
+            await writer.write(head)
+            with pytest.raises(errdefs.InvalidArgument, match="escape"):
+                await applier.apply(NS, layer, mounts, ref="bad")
+        assert list(target.iterdir()) == []
+
 
 NODE = "test-node"  # the bus fixture's own node: the test is a caller on the services' node
 NS = "follow"

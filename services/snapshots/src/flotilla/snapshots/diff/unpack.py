@@ -113,7 +113,12 @@ def unpack(
         track.undo = not is_empty(tree.fd)
         try:
             with ReadAhead(stream, max_size, algorithm) as source:
-                _unpack_all(TarReader(source), tree, track, whiteouts, stop)
+                try:
+                    _unpack_all(TarReader(source), tree, track, whiteouts, stop)
+                except BaseException:
+                    if stop is not None:  # wakes a read-ahead that waits for a download's bytes
+                        stop.set()
+                    raise
             digest = source.digest()
             if diff_id and digest != diff_id:
                 raise errdefs.FailedPrecondition(
