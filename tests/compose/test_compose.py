@@ -1,7 +1,7 @@
 """docker-compose.yml and the Dockerfile for real: build, up, healthy, a blob, privileges, down.
 
-The per-node services (content, snapshots, tasks) answer as node-1; the cluster-wide ones
-(images, gateway) as their container. The tests run in file order on one module-wide stack;
+The per-node services (content, snapshots, images, tasks) answer as node-1; the cluster-wide
+gateway as its container. The tests run in file order on one module-wide stack;
 the last takes it down and checks Docker keeps nothing of it.
 """
 
@@ -16,8 +16,8 @@ from .stack import NODE, REPO, Compose, wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
-PER_NODE = ("content", "snapshots", "tasks")
-CLUSTER = ("images", "gateway")
+PER_NODE = ("content", "snapshots", "images", "tasks")
+CLUSTER = ("gateway",)
 
 
 def test_every_service_is_healthy_where_it_belongs(stack: Compose) -> None:
