@@ -40,7 +40,8 @@ typecheck: venv
 # Then the tiers that run in this process once more in asyncio's debug mode, where a callback
 # that holds the event loop over 50 ms fails its test (flotilla.testkit.asyncio_debug); the
 # floods of `load` tests, and the `slow` ones, are left out of that step.
-DEBUG_TIERS := tests/unit tests/common tests/contract tests/integration tests/records
+DEBUG_TIERS := tests/unit tests/common tests/contract tests/integration tests/records \
+	tests/images tests/remotes tests/archive
 
 test: lint typecheck
 	$(BIN)/pytest
