@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import pytest
@@ -138,3 +139,25 @@ async def test_a_missing_platform_is_not_found(
 ) -> None:
     with pytest.raises(errdefs.NotFound, match="linux/s390x"):
         await pulls.pull(published_images.ref("multiarch"), platforms=("linux/s390x",))
+
+
+async def test_every_platform_is_fetched_and_only_this_nodes_unpacked(
+    pulls: ImagesKit, published_images: PublishedImages, bus: Bus
+) -> None:
+    ref = published_images.ref("multiarch")
+    index = manifest_of(published_images, "multiarch")
+    entries = [KitDescriptor.from_json(m) for m in index["manifests"]]  # type: ignore[attr-defined]
+    pulled = await pulls.pull(ref, all_platforms=True)
+    assert len(pulled.chain_ids) == 1  # the node's own platform's manifest alone
+    content = ContentProxy(bus, node=NODE)
+    snapshot_labels = []
+    for entry in entries:
+        manifest = json.loads(await read_all(content, entry.digest))
+        config = (await content.info(NS, manifest["config"]["digest"])).labels
+        snapshot_labels.append("containerd.io/gc.ref.snapshot.overlayfs" in config)
+    assert sorted(snapshot_labels) == [False, True]
+
+
+async def read_all(content: ContentProxy, digest: str) -> bytes:
+    async with await content.reader_at(NS, digest) as reader:
+        return await reader.read_at(0, reader.size)

@@ -22,7 +22,7 @@ from flotilla.content.store import Store
 from flotilla.images import oci
 from flotilla.images.labels import config_labels, index_labels, manifest_labels, source_labels
 from flotilla.images.lease import Holder, temporary_lease
-from flotilla.images.platforms import Matcher
+from flotilla.images.platforms import Matcher, default, only
 from flotilla.images.pull import plan
 from flotilla.images.pull.blobs import BlobSource, store_document
 from flotilla.images.pull.progress import State, Tracker
@@ -108,6 +108,20 @@ class _Pull:
         return source_labels(self.reference.domain, self.reference.path)
 
 
+_NATIVE: Final = only(default())
+
+
+def _unpacked(pull: _Pull, child: oci.Descriptor, unpack: Unpacker | None) -> Unpacker | None:
+    """Where an index's manifest is unpacked (``None``: it is only fetched).
+
+    A manifest chosen for a wanted platform is unpacked; pulling every platform, only those
+    this node runs are, as containerd unpacks only its own platform's.
+    """
+    if unpack is None or pull.options.matchers is not None or child.platform is None:
+        return unpack
+    return unpack if _NATIVE.match(child.platform.spec()) else None
+
+
 def _resolved(reference: Reference, root: oci.Descriptor) -> oci.Descriptor:
     """``root``, if it is what a reference by digest asked for."""
     if reference.digest and root.digest != reference.digest:
@@ -145,16 +159,16 @@ class Puller:
             async with temporary_lease(self._metadata, namespace, "pull") as holder:
                 root = _resolved(reference, await resolving)
                 pull = _Pull(namespace, reference, remote, options, tracker or Tracker(), holder)
-                await self._walk(pull, root)
+                await self._walk(pull, root, options.unpack)
                 return await self._record(pull, root)
         finally:
             resolving.cancel()
 
-    async def _walk(self, pull: _Pull, desc: oci.Descriptor) -> None:
+    async def _walk(self, pull: _Pull, desc: oci.Descriptor, unpack: Unpacker | None) -> None:
         if oci.is_index(desc.media_type):
-            await self._index(pull, desc)
+            await self._index(pull, desc, unpack)
         elif oci.is_manifest(desc.media_type):
-            await self._manifest(pull, desc)
+            await self._manifest(pull, desc, unpack)
         else:
             raise errdefs.InvalidArgument(
                 f"{pull.reference}: {desc.digest} has media type {desc.media_type!r}, "
@@ -184,19 +198,19 @@ class Puller:
         pull.tracker.report(desc.digest, desc.media_type, State.DOWNLOADING, 0, desc.size)
         return await pull.remote.fetch_document(desc)
 
-    async def _index(self, pull: _Pull, desc: oci.Descriptor) -> None:
+    async def _index(self, pull: _Pull, desc: oci.Descriptor, unpack: Unpacker | None) -> None:
         data = await self._document(pull, desc)
         index = oci.decode_index(data, desc)
         children = plan.select_manifests(index, desc, pull.options.matchers)
         with first_error():
             async with asyncio.TaskGroup() as group:
                 for child in children:
-                    group.create_task(self._walk(pull, child))
+                    group.create_task(self._walk(pull, child, _unpacked(pull, child, unpack)))
         found = {**index_labels(children), **pull.source}
         await store_document(self._store, pull.namespace, desc, data, found)
         pull.tracker.report(desc.digest, desc.media_type, State.DONE, desc.size, desc.size)
 
-    async def _manifest(self, pull: _Pull, desc: oci.Descriptor) -> None:
+    async def _manifest(self, pull: _Pull, desc: oci.Descriptor, unpack: Unpacker | None) -> None:
         data = await self._document(pull, desc)
         manifest = oci.decode_manifest(data, desc)
         config_data = await self._document(pull, manifest.config)
@@ -205,9 +219,9 @@ class Puller:
         store, namespace = self._store, pull.namespace
         own = {**manifest_labels(manifest.config, manifest.layers), **pull.source}
         config_own = dict(pull.source)
-        if pull.options.unpack is not None:  # the snapshot the unpack makes (chain IDs are known)
+        if unpack is not None:  # the snapshot the unpack makes (chain IDs are known)
             top = chain_ids(list(config.rootfs.diff_ids))[-1]
-            config_own.update(config_labels(pull.options.unpack.name, top))
+            config_own.update(config_labels(unpack.name, top))
         # The documents are stored while the layers arrive: the lease holds them all.
         with first_error():
             async with asyncio.TaskGroup() as group:
@@ -215,14 +229,13 @@ class Puller:
                 group.create_task(
                     store_document(store, namespace, manifest.config, config_data, config_own)
                 )
-                layers = group.create_task(self._layers(pull, layer_set))
+                layers = group.create_task(self._layers(pull, layer_set, unpack))
         if chain := layers.result():
             pull.chains.append(chain)
         for done in (manifest.config, desc):
             pull.tracker.report(done.digest, done.media_type, State.DONE, done.size, done.size)
 
-    async def _layers(self, pull: _Pull, layer_set: LayerSet) -> str:
-        unpacker = pull.options.unpack
+    async def _layers(self, pull: _Pull, layer_set: LayerSet, unpacker: Unpacker | None) -> str:
         held = [pull.holder.blob(layer.digest) for layer in layer_set.layers]
         unpack, before_prepare = None, None
         if unpacker is not None:
