@@ -18,6 +18,7 @@ import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -40,42 +41,6 @@ from flotilla.testkit import tarlayer as t
 from flotilla.testkit.content import RandomBytes
 from flotilla.testkit.events import RecordingPublisher
 from flotilla.testkit.services import node_services
-
-
-def _tar(files: Sequence[tuple[str, bytes]]) -> bytes:
-    """A plain tar of ``files``, names taken as they are (``..`` included)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, data in files:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-@pytest.mark.root
-async def test_a_bad_entry_fails_the_apply_while_the_download_stalls(tmp_path: Path) -> None:
-    async with await LocalStore.open(tmp_path / "content", RecordingPublisher()) as store:
-
-        async def ingest_path(namespace: str, ref: str) -> tuple[Path, str]:
-            path, identity = await store.ingest_path(namespace, ref)
-            return path, convert.file_id(identity)
-
-        # An idle limit far beyond the test's timeout: the bad entry alone must end the apply.
-        applier = LayerApplier(store.blob_path, ingest_path=ingest_path, follow_idle=3600)
-        target = tmp_path / "target"
-        target.mkdir()
-        tar = _tar([("../escape", b"x" * 100), ("big", b"y" * MIB)])
-        head = tar[:4096]  # the escaping entry, then a stall
-        digest = "sha256:" + hashlib.sha256(tar).hexdigest()
-        layer = Descriptor(media_type=LAYER_TAR, digest=digest, size=len(tar))
-        mounts = [Mount(type="bind", source=str(target), options=("rbind", "rw"))]
-        async with await store.writer(NS, "bad") as writer:
-            await writer.write(head)
-            with pytest.raises(errdefs.InvalidArgument, match="escape"):
-                await applier.apply(NS, layer, mounts, ref="bad")
-        assert list(target.iterdir()) == []
-
 
 NODE = "test-node"  # the bus fixture's own node: the test is a caller on the services' node
 NS = "follow"
@@ -182,29 +147,69 @@ def test_open_wants_the_very_file(tmp_path: Path) -> None:
 # The applier, in this process: cancelling stops a follower that waits.
 
 
-@pytest.mark.root
-async def test_cancelling_an_apply_stops_the_follower(tmp_path: Path) -> None:
+@dataclass
+class Local:
+    """A content store and an applier that follows its ingests, in this process."""
+
+    store: LocalStore
+    applier: LayerApplier
+    target: Path
+
+    @property
+    def mounts(self) -> list[Mount]:
+        return [Mount(type="bind", source=str(self.target), options=("rbind", "rw"))]
+
+
+@pytest.fixture
+async def local(tmp_path: Path) -> AsyncIterator[Local]:
+    """An idle limit far beyond the tests' timeout: only what a test does can end a wait."""
     async with await LocalStore.open(tmp_path / "content", RecordingPublisher()) as store:
 
         async def ingest_path(namespace: str, ref: str) -> tuple[Path, str]:
             path, identity = await store.ingest_path(namespace, ref)
             return path, convert.file_id(identity)
 
-        # An idle limit far beyond the test's timeout: only the cancellation can end the wait.
         applier = LayerApplier(store.blob_path, ingest_path=ingest_path, follow_idle=3600)
         target = tmp_path / "target"
         target.mkdir()
-        layer = Descriptor(media_type=LAYER_GZIP, digest="sha256:" + "a" * 64, size=1000)
-        mounts = [Mount(type="bind", source=str(target), options=("rbind", "rw"))]
-        async with await store.writer(NS, "stalled") as writer:
-            await writer.write(b"\x1f\x8b")  # the start of a gzip stream, then nothing
-            apply = asyncio.create_task(applier.apply(NS, layer, mounts, ref="stalled"))
-            await asyncio.sleep(0.2)
-            assert not apply.done()
-            apply.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await apply
-        assert list(target.iterdir()) == []
+        yield Local(store, applier, target)
+
+
+@pytest.mark.root
+async def test_cancelling_an_apply_stops_the_follower(local: Local) -> None:
+    layer = Descriptor(media_type=LAYER_GZIP, digest="sha256:" + "a" * 64, size=1000)
+    async with await local.store.writer(NS, "stalled") as writer:
+        await writer.write(b"\x1f\x8b")  # the start of a gzip stream, then nothing
+        apply = asyncio.create_task(local.applier.apply(NS, layer, local.mounts, ref="stalled"))
+        await asyncio.sleep(0.2)
+        assert not apply.done()
+        apply.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await apply
+    assert list(local.target.iterdir()) == []
+
+
+def _tar(files: Sequence[tuple[str, bytes]]) -> bytes:
+    """A plain tar of ``files``, names taken as they are (``..`` included)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.root
+async def test_a_bad_entry_fails_the_apply_while_the_download_stalls(local: Local) -> None:
+    tar = _tar([("../escape", b"x" * 100), ("big", b"y" * MIB)])
+    digest = "sha256:" + hashlib.sha256(tar).hexdigest()
+    layer = Descriptor(media_type=LAYER_TAR, digest=digest, size=len(tar))
+    async with await local.store.writer(NS, "bad") as writer:
+        await writer.write(tar[:4096])  # the escaping entry, then a stall
+        with pytest.raises(errdefs.InvalidArgument, match="escape"):
+            await local.applier.apply(NS, layer, local.mounts, ref="bad")
+    assert list(local.target.iterdir()) == []
 
 
 # The diff service, with real content and snapshots services.
