@@ -144,7 +144,7 @@ def test_open_wants_the_very_file(tmp_path: Path) -> None:
     assert GrowingFile.open(tmp_path / "missing", "0:0", 3, label="x", idle=1) is None
 
 
-# The applier, in this process: cancelling stops a follower that waits.
+# The applier, in this process: a cancellation or a bad entry ends a follower that waits.
 
 
 @dataclass
