@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from nats.aio.msg import Msg
+from tests.archive import kit
 from tests.images.conftest import NODE, NS
 
 from flotilla.common import errdefs
@@ -159,3 +160,35 @@ async def test_tag_remove_and_collect(
     await collector.collection()
     assert [info async for info in content.walk(NS)] == []
     assert [info async for info in snapshotter.walk(NS)] == []
+
+
+async def test_a_layer_not_matching_its_diff_id_is_refused_on_import(
+    images_service: ImagesProxy, metadata: Metadata, tmp_path: Path
+) -> None:
+    image = kit.Tiny()
+    layer = kit.layer_tar({"hello.txt": b"hello\n"})
+    config = kit.canonical(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [kit.digest(b"something else")]},
+        }
+    )
+    image.add(config)
+    image.add(layer)
+    manifest = kit.canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": kit.MANIFEST,
+            "config": kit.desc(kit.CONFIG, config),
+            "layers": [kit.desc(kit.LAYER_GZIP, layer)],
+        }
+    )
+    image.add(manifest)
+    image.target = kit.desc(kit.MANIFEST, manifest)
+    entries = kit.layout_entries((image, kit.named(image.target, "example.com/bad:1")))
+    tarball = kit.write_tar(tmp_path / "bad.tar", entries)
+    with pytest.raises(errdefs.ErrdefsError, match="diffID"):
+        await images_service.import_archive(NS, api.ImportRequest(path=str(tarball)))
+    assert [image async for image in metadata.images.list(NS)] == []
+    assert [lease async for lease in metadata.leases.list(NS)] == []
