@@ -113,11 +113,7 @@ class ImagesKit:
     ) -> oci.Descriptor:
         """Push the namespace's image record ``image`` to reference ``to``."""
         record = await self.metadata.images.get(namespace, image)
-        target = oci.Descriptor(
-            media_type=record.target.media_type,
-            digest=record.target.digest,
-            size=record.target.size,
-        )
+        target = oci.descriptor_of(record.target)
         parsed = reference.parse(to)
         remote = (registries or self.registries).repository(parsed, plain_http=True)
         wanted = matchers(PullRequest(reference=to, platforms=platforms)) if platforms else None

@@ -11,6 +11,7 @@ from tests.images.conftest import NODE, NS, ImagesKit
 
 from flotilla.common import errdefs
 from flotilla.common.bus import Bus
+from flotilla.content.helpers import read_blob
 from flotilla.content.proxy import ContentProxy
 from flotilla.images.pull.progress import State
 from flotilla.images.pull.puller import UNPACKED_LABEL
@@ -152,12 +153,7 @@ async def test_every_platform_is_fetched_and_only_this_nodes_unpacked(
     content = ContentProxy(bus, node=NODE)
     snapshot_labels = []
     for entry in entries:
-        manifest = json.loads(await read_all(content, entry.digest))
+        manifest = json.loads(await read_blob(content, NS, entry.digest))
         config = (await content.info(NS, manifest["config"]["digest"])).labels
         snapshot_labels.append("containerd.io/gc.ref.snapshot.overlayfs" in config)
     assert sorted(snapshot_labels) == [False, True]
-
-
-async def read_all(content: ContentProxy, digest: str) -> bytes:
-    async with await content.reader_at(NS, digest) as reader:
-        return await reader.read_at(0, reader.size)

@@ -266,11 +266,6 @@ def _table(rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _descriptor(image: Image) -> oci.Descriptor:
-    target = image.target
-    return oci.Descriptor(media_type=target.media_type, digest=target.digest, size=target.size)
-
-
 async def _size(node: Node, desc: oci.Descriptor) -> int:
     """The image's size for this node's platform, as containerd's ``Image.Size`` counts it."""
     data = await read_blob(node.content, node.namespace, desc.digest)
@@ -308,7 +303,7 @@ async def _or_dash(found: Awaitable[str]) -> str:
 
 
 async def _row(node: Node, image: Image) -> tuple[str, ...]:
-    desc = _descriptor(image)
+    desc = oci.descriptor_of(image.target)
 
     async def size() -> str:
         return human_size(await _size(node, desc))

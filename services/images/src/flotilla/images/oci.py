@@ -9,7 +9,7 @@ refused before they are read.
 from __future__ import annotations
 
 import re
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 
@@ -39,10 +39,13 @@ __all__ = [
     "Manifest",
     "Platform",
     "RootFS",
+    "Described",
     "check_digest",
+    "check_document_size",
     "decode_config",
     "decode_index",
     "decode_manifest",
+    "descriptor_of",
     "encode",
     "is_index",
     "is_manifest",
@@ -188,11 +191,49 @@ def check_digest(digest: str, what: str = "digest") -> str:
     return digest
 
 
-def _decode(kind: type[_T], data: bytes, desc: Descriptor) -> _T:
-    if len(data) > MAX_DOCUMENT:
+class Described(Protocol):
+    """Anything with a descriptor's core: an image record's target, say."""
+
+    @property
+    def media_type(self) -> str:
+        """The media type."""
+        ...
+
+    @property
+    def digest(self) -> str:
+        """The digest."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """The size in bytes."""
+        ...
+
+
+def descriptor_of(target: Described) -> Descriptor:
+    """``target``'s media type, digest and size as a :class:`Descriptor`."""
+    return Descriptor(media_type=target.media_type, digest=target.digest, size=target.size)
+
+
+def check_document_size(desc: Descriptor, size: int | None = None) -> None:
+    """Refuse a manifest, index or config of more than :data:`MAX_DOCUMENT` bytes.
+
+    Args:
+        desc: the document.
+        size: its bytes when known otherwise than by ``desc.size``.
+
+    Raises:
+        InvalidArgument: naming the document and its size.
+    """
+    size = desc.size if size is None else size
+    if size > MAX_DOCUMENT:
         raise errdefs.InvalidArgument(
-            f"{desc.media_type} {desc.digest}: {len(data)} bytes, more than {MAX_DOCUMENT}"
+            f"{desc.media_type} {desc.digest}: {size} bytes, more than {MAX_DOCUMENT}"
         )
+
+
+def _decode(kind: type[_T], data: bytes, desc: Descriptor) -> _T:
+    check_document_size(desc, len(data))
     try:
         value: _T = _decoders[kind].decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as err:

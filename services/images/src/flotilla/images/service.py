@@ -45,8 +45,16 @@ def matchers(req: api.PullRequest | api.ImportRequest) -> Sequence[Matcher] | No
     """The platforms a pull wants: every one, the named ones, or this node's."""
     if req.all_platforms:
         return None
-    wanted = [platforms.parse(text) for text in req.platforms] or [platforms.default()]
-    return [platforms.only(platform) for platform in wanted]
+    return wanted(req.platforms) or [platforms.only(platforms.default())]
+
+
+def wanted(texts: Sequence[str]) -> list[Matcher] | None:
+    """A matcher for each platform named (``linux/arm64``); ``None`` when none is."""
+    return [platforms.only(platforms.parse(text)) for text in texts] or None
+
+
+def _target(desc: oci.Described) -> api.Target:
+    return api.Target(media_type=desc.media_type, digest=desc.digest, size=desc.size)
 
 
 class ImagesService:
@@ -120,12 +128,11 @@ class ImagesService:
         return api.ImportResult(images=tuple(_result(pulled) for pulled in images))
 
     async def export(self, req: api.ExportRequest, ctx: Context) -> api.Exported:
-        wanted = [platforms.only(platforms.parse(text)) for text in req.platforms] or None
         size = await self.transfers.export_archive(
             ctx.namespace,
             Path(req.path),
             req.names,
-            matchers=wanted,
+            matchers=wanted(req.platforms),
             docker_manifest=req.docker_manifest,
         )
         return api.Exported(path=req.path, size=size)
@@ -133,13 +140,10 @@ class ImagesService:
     async def push(self, req: api.PushRequest, ctx: Context) -> api.Pushed:
         record = await self.metadata.images.get(ctx.namespace, req.name)
         ref = reference.parse(req.reference or req.name)
-        target = oci.Descriptor(
-            media_type=record.target.media_type,
-            digest=record.target.digest,
-            size=record.target.size,
+        target = oci.descriptor_of(record.target)
+        options = PushOptions(
+            matchers=wanted(req.platforms), chunk_size=req.chunk_size, uploads=self.downloads
         )
-        wanted = [platforms.only(platforms.parse(text)) for text in req.platforms] or None
-        options = PushOptions(matchers=wanted, chunk_size=req.chunk_size, uploads=self.downloads)
         async with self.node.reporting(req.progress) as tracker:
             pushed = await self.pusher.push(
                 ctx.namespace,
@@ -152,15 +156,14 @@ class ImagesService:
             )
         return api.Pushed(
             reference=str(ref),
-            target=api.Target(media_type=pushed.media_type, digest=pushed.digest, size=pushed.size),
+            target=_target(pushed),
         )
 
 
 def _result(pulled: Pulled) -> api.PullResult:
-    target = pulled.image.target
     return api.PullResult(
         name=pulled.image.name,
-        target=api.Target(media_type=target.media_type, digest=target.digest, size=target.size),
+        target=_target(pulled.image.target),
         chain_ids=pulled.chain_ids,
         created=pulled.created,
     )

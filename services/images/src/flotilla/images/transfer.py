@@ -117,11 +117,7 @@ class Transfers:
         images = []
         for name in names:
             record = await self._metadata.images.get(namespace, name)
-            target = record.target
-            desc = oci.Descriptor(
-                media_type=target.media_type, digest=target.digest, size=target.size
-            )
-            images.append((name, desc))
+            images.append((name, oci.descriptor_of(record.target)))
         await export_archive(
             path,
             self._store,

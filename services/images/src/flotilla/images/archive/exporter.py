@@ -165,10 +165,7 @@ class _Walk:
         return True
 
     async def _document(self, desc: oci.Descriptor) -> bytes:
-        if desc.size > oci.MAX_DOCUMENT:
-            raise InvalidArgument(
-                f"{desc.media_type} {desc.digest}: {desc.size} bytes, more than {oci.MAX_DOCUMENT}"
-            )
+        oci.check_document_size(desc)
         return await read_blob(self.provider, self.namespace, desc.digest)
 
     async def _index(self, desc: oci.Descriptor) -> None:

@@ -18,6 +18,7 @@ from typing import Final, Protocol
 
 from flotilla.common import errdefs
 from flotilla.common.tasks import first_error
+from flotilla.content.helpers import read_blob
 from flotilla.content.store import Store
 from flotilla.images import oci
 from flotilla.images.labels import config_labels, index_labels, manifest_labels, source_labels
@@ -180,10 +181,7 @@ class Puller:
 
         The lease takes the blob while it is read (before anything commits it).
         """
-        if desc.size > oci.MAX_DOCUMENT:
-            raise errdefs.InvalidArgument(
-                f"{desc.media_type} {desc.digest}: {desc.size} bytes, more than {oci.MAX_DOCUMENT}"
-            )
+        oci.check_document_size(desc)
         holding = asyncio.ensure_future(pull.holder.blob(desc.digest))
         try:
             data = await self._read_document(pull, desc)
@@ -193,8 +191,7 @@ class Puller:
 
     async def _read_document(self, pull: _Pull, desc: oci.Descriptor) -> bytes:
         with contextlib.suppress(errdefs.NotFound):
-            async with await self._store.reader_at(pull.namespace, desc.digest) as reader:
-                return await reader.read_at(0, reader.size)
+            return await read_blob(self._store, pull.namespace, desc.digest)
         pull.tracker.report(desc.digest, desc.media_type, State.DOWNLOADING, 0, desc.size)
         return await pull.remote.fetch_document(desc)
 
